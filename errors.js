@@ -1,0 +1,95 @@
+'use strict'
+
+// Every error oxlock raises carries a stable `code`. Argument errors are the built-in
+// TypeError / RangeError (with a code); the classes below are for everything else.
+
+class LockError extends Error {
+  constructor(message, { code = 'E_LOCK_BUSY', attempts = 0, resource, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause })
+    this.code = code
+    this.attempts = attempts
+    this.resource = resource
+  }
+}
+
+class ConfigError extends Error {
+  constructor(message) {
+    super(message)
+    this.code = 'E_CONFIG'
+  }
+}
+
+class DestroyedError extends Error {
+  constructor(message = 'the lock manager was destroyed') {
+    super(message)
+    this.code = 'E_DESTROYED'
+  }
+}
+
+class AbortError extends Error {
+  constructor(resource, reason) {
+    super(`The wait for the lock on resource "${resource}" was aborted.`, { cause: reason })
+    this.code = 'E_ABORTED'
+    this.resource = resource
+  }
+}
+
+for (const E of [LockError, ConfigError, DestroyedError, AbortError]) {
+  Object.defineProperty(E.prototype, 'name', { value: E.name, writable: true, configurable: true })
+}
+
+function typeError(message, code = 'E_INVALID_ARG') {
+  const e = new TypeError(message)
+  e.code = code
+  return e
+}
+
+function rangeError(message, code = 'E_OUT_OF_RANGE') {
+  const e = new RangeError(message)
+  e.code = code
+  return e
+}
+
+// node-redlock's messages, which callers match on.
+function busyError(resource, retry) {
+  return new LockError(`Exceeded ${retry} attempts to lock the resource "${resource}".`, {
+    code: 'E_LOCK_BUSY',
+    attempts: retry + 1,
+    resource,
+  })
+}
+
+function expiredError(resource) {
+  return new LockError(
+    `Cannot extend lock on resource "${resource}" because the lock has already expired.`,
+    { code: 'E_LOCK_EXPIRED', attempts: 0, resource },
+  )
+}
+
+// Native config errors come back as plain Errors whose code says which class to use.
+function fromNative(err) {
+  switch (err && err.code) {
+    case 'E_CONFIG_TYPE':
+      return typeError(err.message, 'E_CONFIG')
+    case 'E_CONFIG_RANGE':
+      return rangeError(err.message, 'E_CONFIG')
+    case 'E_CONFIG':
+      return new ConfigError(err.message)
+    case 'E_DESTROYED':
+      return new DestroyedError(err.message)
+    default:
+      return err
+  }
+}
+
+module.exports = {
+  LockError,
+  ConfigError,
+  DestroyedError,
+  AbortError,
+  typeError,
+  rangeError,
+  busyError,
+  expiredError,
+  fromNative,
+}

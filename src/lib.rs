@@ -1,0 +1,14 @@
+#![deny(clippy::all)]
+//! oxlock: keyed locks for Node.js.
+//!
+//! The crate is split by responsibility: `config` parses what users pass to `create()`,
+//! `error` holds the stable error codes, `token` derives lock tokens, `memory` is the
+//! in-memory backend (lock table, waiter queues, deadline timer), and `bindings` is the
+//! only module that knows about N-API.
+
+pub mod config;
+pub mod error;
+pub mod memory;
+pub mod token;
+
+mod bindings;
