@@ -9,38 +9,40 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** One per JS thread (module instance): receives events decided off this thread. */
-export declare class Context {
-  /** `onWake` is called (on this thread) whenever `drain()` has something new. */
-  constructor(onWake: () => void)
-  /**
-   * Pending events as a flat list: `[id, kind, id, kind, ...]`, kind 1 = granted,
-   * 2 = wait budget ran out.
-   */
-  drain(): Array<number>
-}
+/**
+ * `args`: [manager, ttl]. Returns the lock id (> 0), 0 when busy and the manager may not
+ * wait, or `-waiterId` when queued.
+ */
+export declare function acquire(key: unknown): number
 
-/** The native half of a lock manager (in-memory backend). */
-export declare class Manager {
-  constructor(ctx: Context, processScope: boolean)
-  /**
-   * Returns the holder id (> 0), 0 when busy and `waitMs` is 0, or `-waiterId` when
-   * queued. `waitMs < 0` waits without limit.
-   */
-  acquire(key: string, ttlMs: number, waitMs: number): number
-  /**
-   * Releases the lock if `id` still holds it. Returns the id of a waiter of this thread
-   * that now holds the key (to resolve at once), else 0.
-   */
-  release(key: string, id: number): number
-  extend(key: string, id: number, ttlMs: number): boolean
-  cancel(key: string, id: number): boolean
-  isLocked(key: string): boolean
-  /** Keys with state in this manager's table (held or awaited). */
-  keyCount(): number
-  /** Drops this manager's locks and waiters; in a shared table its keys pass to others. */
-  destroy(): void
-}
+/** Takes waiter `id` out of its queue. False if it is no longer queued. */
+export declare function cancel(manager: number, id: number): boolean
+
+/** Creates an in-memory manager on this thread and returns its index. */
+export declare function createManager(processScope: boolean, waitMs: number): number
+
+/** Drops the manager's locks and waiters; in the shared table its keys pass to others. */
+export declare function destroyManager(manager: number): void
+
+/** Events decided off this thread, flat: `[id, kind, ...]`, kind 1 = granted, 2 = timed out. */
+export declare function drain(): Array<number>
+
+/** When lock `id` expires, in epoch milliseconds; 0 if it is no longer held. */
+export declare function expiration(manager: number, id: number): number
+
+/** `args`: [manager, id, ttl]. False if `id` no longer holds its lock. */
+export declare function extend(): boolean
+
+/**
+ * Sets up this thread: `args` is the argument array (at least 3 slots), `onWake` is
+ * called on this thread whenever `drain()` has something new.
+ */
+export declare function init(args: Float64Array, onWake: () => void): void
+
+export declare function isLocked(manager: number, key: string): boolean
+
+/** Keys with state in the manager's table (held or awaited). */
+export declare function keyCount(manager: number): number
 
 /** Parses the JSON text of `create()`'s options (see `config.rs`). */
 export declare function parseConfig(json: string): ParsedConfig
@@ -56,6 +58,12 @@ export interface ParsedConfig {
   wait: number
   processScope: boolean
 }
+
+/**
+ * `args`: [manager, id]. Releases the lock if `id` still holds it; returns the id of a
+ * waiter of this thread that now holds the key (to resolve at once), else 0.
+ */
+export declare function release(): number
 
 /** The public token of in-memory lock `id` (see `token.rs`). */
 export declare function token(id: number): string

@@ -835,7 +835,16 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.Context = nativeBinding.Context
-module.exports.Manager = nativeBinding.Manager
+module.exports.acquire = nativeBinding.acquire
+module.exports.cancel = nativeBinding.cancel
+module.exports.createManager = nativeBinding.createManager
+module.exports.destroyManager = nativeBinding.destroyManager
+module.exports.drain = nativeBinding.drain
+module.exports.expiration = nativeBinding.expiration
+module.exports.extend = nativeBinding.extend
+module.exports.init = nativeBinding.init
+module.exports.isLocked = nativeBinding.isLocked
+module.exports.keyCount = nativeBinding.keyCount
 module.exports.parseConfig = nativeBinding.parseConfig
+module.exports.release = nativeBinding.release
 module.exports.token = nativeBinding.token

@@ -40,9 +40,15 @@ function removePending(id) {
   if (pending.size === 0) keepAlive.unref()
 }
 
-// Decisions taken off this thread (timer thread, other workers) arrive through the
-// context's inbox; its wake-up function is weak, so it never keeps the process alive.
-const context = new native.Context(() => deliver(context.drain()))
+// Numbers for the hot native calls go through this array (see src/bindings.rs): filling
+// three slots is far cheaper than converting three arguments. Decisions taken off this
+// thread (timer thread, other workers) arrive through drain(); the wake-up function is
+// weak, so it never keeps the process alive.
+const args = new Float64Array(3)
+native.init(args, () => deliver(native.drain()))
+
+// A manager dropped without destroy() still gives its locks and waiters back.
+const finalizer = new FinalizationRegistry((index) => native.destroyManager(index))
 
 function deliver(events) {
   for (let i = 0; i < events.length; i += 2) {
@@ -58,11 +64,13 @@ function grant(id) {
   forget(w)
   if (w.settled) {
     // Aborted while the grant was on its way: give the key straight back.
-    const next = w.manager._native.release(w.key, id)
+    args[0] = w.manager._index
+    args[1] = id
+    const next = native.release()
     if (next !== 0) grant(next)
     return
   }
-  w.resolve(new LockHandle(w.manager, w.key, id, w.ttl))
+  w.resolve(new LockHandle(w.manager, w.key, id))
 }
 
 function timeOut(id) {
@@ -127,13 +135,16 @@ class LockHandle {
   #held = true
   #value
 
-  constructor(manager, resource, id, ttl) {
+  constructor(manager, resource, id) {
     this.#manager = manager
     this.#id = id
     /** The locked key, exactly as stored. */
     this.resource = resource
-    /** When the lock expires unless extended, in epoch milliseconds (0 once unlocked). */
-    this.expiration = Date.now() + ttl
+  }
+
+  /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */
+  get expiration() {
+    return this.#held ? native.expiration(this.#manager._index, this.#id) : 0
   }
 
   /** The lock's unguessable token (32 hex chars). */
@@ -145,8 +156,9 @@ class LockHandle {
   unlock() {
     if (this.#held) {
       this.#held = false
-      this.expiration = 0
-      const next = this.#manager._native.release(this.resource, this.#id)
+      args[0] = this.#manager._index
+      args[1] = this.#id
+      const next = native.release()
       if (next !== 0) grant(next)
     }
     return RESOLVED
@@ -160,8 +172,10 @@ class LockHandle {
       return Promise.reject(e)
     }
     if (m._destroyed) return Promise.reject(new DestroyedError())
-    if (this.#held && m._native.extend(this.resource, this.#id, ttl)) {
-      this.expiration = Date.now() + ttl
+    args[0] = m._index
+    args[1] = this.#id
+    args[2] = ttl
+    if (this.#held && native.extend()) {
       return Promise.resolve(this)
     }
     return Promise.reject(expiredError(this.resource))
@@ -179,10 +193,10 @@ class InMemoryLock {
     /** The prefix lockNs() puts before keys. */
     this.namespace = cfg.namespace === null ? undefined : cfg.namespace
     this.type = cfg.type
-    this._native = new native.Manager(context, cfg.processScope)
+    this._index = native.createManager(cfg.processScope, cfg.wait)
+    finalizer.register(this, this._index, this)
     this._ttl = cfg.defaultTtl
     this._retry = cfg.retry
-    this._wait = cfg.wait
     this._destroyed = false
   }
 
@@ -207,10 +221,15 @@ class InMemoryLock {
     }
   }
 
+  /** How many keys this manager's table holds state for (held or awaited). */
+  get size() {
+    return native.keyCount(this._index)
+  }
+
   /** Whether `key` is held right now (not namespaced). */
   isLocked(key) {
     checkKey(key)
-    return this._native.isLocked(key)
+    return native.isLocked(this._index, key)
   }
 
   #lock(key, options) {
@@ -226,8 +245,10 @@ class InMemoryLock {
     if (this._destroyed) throw new DestroyedError()
     if (signal !== undefined && signal.aborted) throw new AbortError(key, signal.reason)
 
-    const r = this._native.acquire(key, ttl, this._wait)
-    if (r > 0) return Promise.resolve(new LockHandle(this, key, r, ttl))
+    args[0] = this._index
+    args[1] = ttl
+    const r = native.acquire(key)
+    if (r > 0) return Promise.resolve(new LockHandle(this, key, r))
     if (r === 0) throw busyError(key, this._retry)
     return this.#enqueue(key, ttl, -r, signal)
   }
@@ -238,7 +259,7 @@ class InMemoryLock {
       if (signal !== undefined) {
         w.onAbort = () => {
           // Leave the queue now; if the grant is already on its way, grant() returns it.
-          if (this._native.cancel(key, id)) removePending(id)
+          if (native.cancel(this._index, id)) removePending(id)
           else w.settled = true
           signal.removeEventListener('abort', w.onAbort)
           reject(new AbortError(key, signal.reason))
@@ -253,7 +274,8 @@ class InMemoryLock {
   destroy() {
     if (!this._destroyed) {
       this._destroyed = true
-      this._native.destroy()
+      finalizer.unregister(this)
+      native.destroyManager(this._index)
       for (const [id, w] of pending) {
         if (w.manager !== this) continue
         removePending(id)

@@ -19,12 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// handle can never match a later holder. A granted waiter keeps its id as holder id.
 pub type Id = u64;
 
-pub(crate) fn next_id() -> Id {
+pub fn next_id() -> Id {
   static NEXT: AtomicU64 = AtomicU64::new(1);
   NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Manager ids share the id sequence (they only need to be unique).
-pub fn next_id_pub() -> u64 {
-  next_id()
 }

@@ -33,8 +33,6 @@ struct Holder {
   id: Id,
   expires: Instant,
   owner: Owner,
-  /// When set, a `Due::Expiry` entry exists for this holder (only while waiters exist).
-  expiry_due: Option<Instant>,
 }
 
 struct Waiter {
@@ -48,19 +46,100 @@ struct KeyState {
   /// Ids grow monotonically, so id order is arrival order: a FIFO with O(log n) removal
   /// of an aborted or timed-out waiter from anywhere in the queue.
   waiters: BTreeMap<Id, Waiter>,
+  /// This key's one entry in the table's timer map: when to look at the key again
+  /// (holder expiry or a waiter's deadline). Only keys with waiters need one. It is kept
+  /// lazily: moved earlier when needed, never later; a check that finds nothing due
+  /// simply re-arms.
+  check: Option<(Instant, u64)>,
+  /// Waiter deadlines are non-decreasing in queue order (one wait budget, the usual
+  /// case), so the earliest deadline is the queue head's and timeouts leave from the front.
+  ordered: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
-  WaiterBudget,
-  Expiry,
+impl KeyState {
+  fn held(id: Id, expires: Instant, owner: &Owner) -> Self {
+    KeyState {
+      holder: Some(Holder {
+        id,
+        expires,
+        owner: owner.clone(),
+      }),
+      waiters: BTreeMap::new(),
+      check: None,
+      ordered: true,
+    }
+  }
+
+  fn earliest_deadline(&self) -> Option<Instant> {
+    if self.ordered {
+      // No deadline sorts last, so a head without one means nobody has one.
+      self.waiters.first_key_value().and_then(|(_, w)| w.deadline)
+    } else {
+      self.waiters.values().filter_map(|w| w.deadline).min()
+    }
+  }
+
+  /// When this key must be looked at next: only while someone waits.
+  fn next_check(&self) -> Option<Instant> {
+    if self.waiters.is_empty() {
+      return None;
+    }
+    let expiry = self.holder.as_ref().map(|h| h.expires);
+    match (expiry, self.earliest_deadline()) {
+      (Some(a), Some(b)) => Some(a.min(b)),
+      (a, b) => a.or(b),
+    }
+  }
+
+  fn push_waiter(&mut self, id: Id, waiter: Waiter) {
+    if let Some((_, last)) = self.waiters.last_key_value() {
+      // No deadline sorts after every deadline.
+      let in_order = match (last.deadline, waiter.deadline) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(a), Some(b)) => a <= b,
+      };
+      self.ordered &= in_order;
+    } else {
+      self.ordered = true;
+    }
+    self.waiters.insert(id, waiter);
+  }
+
+  /// Removes the waiters whose budget ran out, and returns them.
+  fn take_timed_out(&mut self, now: Instant) -> Vec<(Id, Waiter)> {
+    let mut out = Vec::new();
+    if self.ordered {
+      while let Some(entry) = self.waiters.first_entry() {
+        if entry.get().deadline.is_some_and(|d| d <= now) {
+          out.push(entry.remove_entry());
+        } else {
+          break;
+        }
+      }
+    } else {
+      let due: Vec<Id> = (self.waiters.iter())
+        .filter(|(_, w)| w.deadline.is_some_and(|d| d <= now))
+        .map(|(id, _)| *id)
+        .collect();
+      for id in due {
+        let w = self.waiters.remove(&id).expect("listed above");
+        out.push((id, w));
+      }
+    }
+    out
+  }
 }
 
+type DueMap = BTreeMap<(Instant, u64), Arc<str>>;
 type Notices = Vec<(Arc<Inbox>, Event)>;
 
 struct Inner {
-  keys: HashMap<String, KeyState>,
-  due: BTreeMap<(Instant, Id, Due), String>,
+  keys: HashMap<Arc<str>, KeyState>,
+  /// The key of every holder and waiter, so that unlock, extend and cancel need only the
+  /// id: no string crosses from JS on those paths.
+  ids: HashMap<Id, Arc<str>>,
+  due: DueMap,
   /// The earliest time the timer thread will call us back, if any.
   armed_at: Option<Instant>,
   /// Expired, unawaited holders are swept when the table has doubled since the last sweep.
@@ -86,6 +165,7 @@ impl Table {
     Arc::new_cyclic(|me| Table {
       inner: Mutex::new(Inner {
         keys: HashMap::new(),
+        ids: HashMap::new(),
         due: BTreeMap::new(),
         armed_at: None,
         sweep_at: MIN_SWEEP,
@@ -98,7 +178,7 @@ impl Table {
   /// Takes `key` for `ttl`, or queues the caller for at most `wait` (`None`: no limit).
   pub fn acquire(
     &self,
-    key: String,
+    key: &str,
     ttl: Duration,
     wait: Option<Duration>,
     owner: &Owner,
@@ -111,71 +191,47 @@ impl Table {
       if inner.destroyed {
         return Acquire::Destroyed;
       }
-      let Inner { keys, due, .. } = inner;
-      let result = match keys.entry(key) {
-        hashbrown::hash_map::Entry::Vacant(v) => {
+      let result = match inner.keys.entry_ref(key) {
+        EntryRef::Vacant(v) => {
           let id = next_id();
-          v.insert(KeyState {
-            holder: Some(Holder {
-              id,
-              expires: now + ttl,
-              owner: owner.clone(),
-              expiry_due: None,
-            }),
-            waiters: BTreeMap::new(),
-          });
+          let entry = v.insert_entry(KeyState::held(id, now + ttl, owner));
+          inner.ids.insert(id, entry.key().clone());
           Acquire::Granted(id)
         }
-        hashbrown::hash_map::Entry::Occupied(mut o) => {
+        EntryRef::Occupied(mut o) => {
           let key = o.key().clone();
           let st = o.get_mut();
           if st.holder.as_ref().is_some_and(|h| h.expires <= now) {
             // The holder's ttl ran out and the timer has not handed the key on yet.
-            let old = st.holder.take().expect("checked");
-            if let Some(at) = old.expiry_due {
-              due.remove(&(at, old.id, Due::Expiry));
-            }
-            if let Some(g) = hand_off(&key, st, due, now) {
-              notices.push(g);
-            }
+            drop_holder(st, &mut inner.ids);
+            notices.extend(hand_off(st, &mut inner.ids, now));
           }
-          match &mut st.holder {
-            None => {
-              let id = next_id();
-              st.holder = Some(Holder {
-                id,
-                expires: now + ttl,
-                owner: owner.clone(),
-                expiry_due: None,
-              });
-              Acquire::Granted(id)
-            }
-            Some(_) if wait == Some(Duration::ZERO) => Acquire::Busy,
-            Some(holder) => {
-              let id = next_id();
-              let deadline = wait.and_then(|w| now.checked_add(w));
-              if let Some(at) = deadline {
-                due.insert((at, id, Due::WaiterBudget), key.clone());
-              }
-              if holder.expiry_due.is_none() {
-                // Someone waits now: hand the key on when the holder's ttl runs out.
-                due.insert((holder.expires, holder.id, Due::Expiry), key);
-                holder.expiry_due = Some(holder.expires);
-              }
-              st.waiters.insert(
-                id,
-                Waiter {
-                  ttl,
-                  deadline,
-                  owner: owner.clone(),
-                },
-              );
-              Acquire::Queued(id)
-            }
+          if st.holder.is_none() {
+            let id = next_id();
+            st.holder = Some(Holder {
+              id,
+              expires: now + ttl,
+              owner: owner.clone(),
+            });
+            inner.ids.insert(id, key);
+            Acquire::Granted(id)
+          } else if wait == Some(Duration::ZERO) {
+            Acquire::Busy
+          } else {
+            let id = next_id();
+            let waiter = Waiter {
+              ttl,
+              deadline: wait.and_then(|w| now.checked_add(w)),
+              owner: owner.clone(),
+            };
+            st.push_waiter(id, waiter);
+            schedule_check(&key, st, &mut inner.due);
+            inner.ids.insert(id, key);
+            Acquire::Queued(id)
           }
         }
       };
-      if keys.len() >= inner.sweep_at {
+      if inner.keys.len() >= inner.sweep_at {
         inner.sweep(now);
       }
       if matches!(result, Acquire::Queued(_)) || !notices.is_empty() {
@@ -187,35 +243,36 @@ impl Table {
     result
   }
 
-  /// Releases `key` if `id` still holds it. Returns the id of the waiter that now holds
-  /// it when that waiter belongs to `caller`'s thread (it is resolved inline, with no
-  /// wake-up); a waiter on another thread is notified through its inbox.
-  pub fn release(&self, key: &str, id: Id, caller: &Arc<Inbox>) -> Option<Id> {
+  /// Releases the lock if `id` still holds it. Returns the id of the waiter that now holds
+  /// the key when that waiter belongs to `caller`'s thread (it is resolved inline, with
+  /// no wake-up); a waiter on another thread is notified through its inbox.
+  pub fn release(&self, id: Id, caller: &Arc<Inbox>) -> Option<Id> {
     let granted = {
       let mut guard = self.inner.lock();
       let inner = &mut *guard;
-      let Inner { keys, due, .. } = inner;
-      let EntryRef::Occupied(mut o) = keys.entry_ref(key) else {
+      // Unknown id: expired and taken over, or released already. Never touch anyone else's.
+      let key = inner.ids.remove(&id)?;
+      let EntryRef::Occupied(mut o) = inner.keys.entry_ref(&*key) else {
         return None;
       };
       let st = o.get_mut();
       if st.holder.as_ref().is_none_or(|h| h.id != id) {
-        // Expired and taken over, or released already: never touch someone else's lock.
+        // `id` is a waiter (cancel is the way out for those): put it back.
+        inner.ids.insert(id, key);
         return None;
       }
-      let old = st.holder.take().expect("checked");
-      if let Some(at) = old.expiry_due {
-        due.remove(&(at, old.id, Due::Expiry));
-      }
+      st.holder = None;
       if st.waiters.is_empty() {
         o.remove();
         return None;
       }
-      let granted = hand_off(key, st, due, Instant::now());
+      let granted = hand_off(st, &mut inner.ids, Instant::now());
       if st.holder.is_none() {
         o.remove();
+      } else {
+        schedule_check(&key, st, &mut inner.due);
+        self.rearm(inner);
       }
-      self.rearm(inner);
       granted
     };
     match granted {
@@ -229,39 +286,43 @@ impl Table {
   }
 
   /// Makes the lock held by `id` expire `ttl` from now. False if `id` no longer holds it.
-  pub fn extend(&self, key: &str, id: Id, ttl: Duration) -> bool {
+  pub fn extend(&self, id: Id, ttl: Duration) -> bool {
     let now = Instant::now();
     let mut guard = self.inner.lock();
     let inner = &mut *guard;
-    let Inner { keys, due, .. } = inner;
-    let Some(st) = keys.get_mut(key) else {
+    let Some(key) = inner.ids.get(&id) else {
       return false;
     };
-    let Some(holder) = st.holder.as_mut().filter(|h| h.id == id && h.expires > now) else {
+    let Some(st) = inner.keys.get_mut(&**key) else {
       return false;
     };
-    holder.expires = now + ttl;
-    if let Some(at) = holder.expiry_due.take() {
-      due.remove(&(at, id, Due::Expiry));
-    }
-    if !st.waiters.is_empty() {
-      due.insert((holder.expires, id, Due::Expiry), key.to_owned());
-      holder.expiry_due = Some(holder.expires);
-      self.rearm(inner);
-    }
+    let Some(h) = st.holder.as_mut().filter(|h| h.id == id && h.expires > now) else {
+      return false;
+    };
+    h.expires = now + ttl;
+    // A shorter ttl with waiters queued must hand the key on sooner.
+    schedule_check(key, st, &mut inner.due);
+    self.rearm(inner);
     true
   }
 
-  /// Takes a waiter out of the queue (abort). False if it is no longer queued.
-  pub fn cancel(&self, key: &str, id: Id) -> bool {
+  /// Takes a waiter out of its queue (abort). False if it is no longer queued.
+  pub fn cancel(&self, id: Id) -> bool {
     let mut guard = self.inner.lock();
-    let Inner { keys, due, .. } = &mut *guard;
-    let Some(w) = keys.get_mut(key).and_then(|st| st.waiters.remove(&id)) else {
+    let inner = &mut *guard;
+    let Some(key) = inner.ids.get(&id) else {
       return false;
     };
-    if let Some(at) = w.deadline {
-      due.remove(&(at, id, Due::WaiterBudget));
+    if inner
+      .keys
+      .get_mut(&**key)
+      .and_then(|st| st.waiters.remove(&id))
+      .is_none()
+    {
+      return false;
     }
+    // Its deadline may be this key's next check; the check re-arms lazily when it fires.
+    inner.ids.remove(&id);
     true
   }
 
@@ -276,7 +337,15 @@ impl Table {
       .is_some_and(|h| h.expires > now)
   }
 
-  /// Number of keys with state (held, possibly expired, or awaited): for tests and stats.
+  /// When the lock held by `id` expires, if `id` holds it.
+  pub fn expires(&self, id: Id) -> Option<Instant> {
+    let guard = self.inner.lock();
+    let key = guard.ids.get(&id)?;
+    let h = guard.keys.get(&**key)?.holder.as_ref()?;
+    (h.id == id).then_some(h.expires)
+  }
+
+  /// Keys with state (held, possibly expired, or awaited): for tests and stats.
   pub fn key_count(&self) -> usize {
     self.inner.lock().keys.len()
   }
@@ -286,6 +355,7 @@ impl Table {
     let mut guard = self.inner.lock();
     guard.destroyed = true;
     guard.keys = HashMap::new();
+    guard.ids = HashMap::new();
     guard.due = BTreeMap::new();
   }
 
@@ -298,25 +368,21 @@ impl Table {
     {
       let mut guard = self.inner.lock();
       let inner = &mut *guard;
-      let Inner { keys, due, .. } = inner;
+      let Inner { keys, ids, due, .. } = inner;
       keys.retain(|key, st| {
         st.waiters.retain(|id, w| {
           let keep = !gone(&w.owner);
           if !keep {
-            if let Some(at) = w.deadline {
-              due.remove(&(at, *id, Due::WaiterBudget));
-            }
+            ids.remove(id);
           }
           keep
         });
         if st.holder.as_ref().is_some_and(|h| gone(&h.owner)) {
-          let old = st.holder.take().expect("checked");
-          if let Some(at) = old.expiry_due {
-            due.remove(&(at, old.id, Due::Expiry));
-          }
-          if let Some(g) = hand_off(key, st, due, now) {
-            notices.push(g);
-          }
+          drop_holder(st, ids);
+          notices.extend(hand_off(st, ids, now));
+        }
+        if st.holder.is_some() {
+          schedule_check(key, st, due);
         }
         st.holder.is_some()
       });
@@ -325,7 +391,7 @@ impl Table {
     dispatch(notices);
   }
 
-  /// Called by the timer thread: fires every deadline that is due.
+  /// Called by the timer thread: looks at every key whose check is due.
   pub(crate) fn on_timer(&self) {
     let now = Instant::now();
     let mut notices = Notices::new();
@@ -335,40 +401,32 @@ impl Table {
       if inner.armed_at.is_some_and(|at| at <= now) {
         inner.armed_at = None;
       }
-      let Inner { keys, due, .. } = inner;
+      let Inner { keys, ids, due, .. } = inner;
       while let Some(entry) = due.first_entry() {
         if entry.key().0 > now {
           break;
         }
-        let ((_, id, kind), key) = entry.remove_entry();
-        let EntryRef::Occupied(mut o) = keys.entry_ref(key.as_str()) else {
+        let (at, key) = entry.remove_entry();
+        let EntryRef::Occupied(mut o) = keys.entry_ref(&*key) else {
           continue;
         };
         let st = o.get_mut();
-        match kind {
-          Due::WaiterBudget => {
-            if let Some(w) = st.waiters.remove(&id) {
-              notices.push((w.owner.inbox, Event::TimedOut(id)));
-            }
-          }
-          Due::Expiry => {
-            let Some(holder) = st.holder.as_mut().filter(|h| h.id == id) else {
-              continue;
-            };
-            if holder.expires > now {
-              // Extended meanwhile without the entry moving (cannot happen; stay safe).
-              due.insert((holder.expires, id, Due::Expiry), key.clone());
-              holder.expiry_due = Some(holder.expires);
-              continue;
-            }
-            st.holder = None;
-            if let Some(g) = hand_off(&key, st, due, now) {
-              notices.push(g);
-            }
-            if st.holder.is_none() {
-              o.remove();
-            }
-          }
+        if st.check != Some(at) {
+          continue; // an entry of an earlier state of this key
+        }
+        st.check = None;
+        for (id, w) in st.take_timed_out(now) {
+          ids.remove(&id);
+          notices.push((w.owner.inbox, Event::TimedOut(id)));
+        }
+        if st.holder.as_ref().is_some_and(|h| h.expires <= now) && !st.waiters.is_empty() {
+          drop_holder(st, ids);
+          notices.extend(hand_off(st, ids, now));
+        }
+        if st.holder.is_none() {
+          o.remove();
+        } else {
+          schedule_check(&key, st, due);
         }
       }
       self.rearm(inner);
@@ -377,7 +435,7 @@ impl Table {
   }
 
   fn rearm(&self, inner: &mut Inner) {
-    if let Some(&(first, _, _)) = inner.due.first_key_value().map(|(k, _)| k) {
+    if let Some(&(first, _)) = inner.due.first_key_value().map(|(k, _)| k) {
       if inner.armed_at.is_none_or(|at| first < at) {
         inner.armed_at = Some(first);
         timer::schedule(first, self.me.clone());
@@ -388,38 +446,60 @@ impl Table {
 
 impl Inner {
   fn sweep(&mut self, now: Instant) {
+    let ids = &mut self.ids;
     self.keys.retain(|_, st| {
-      !st.waiters.is_empty() || st.holder.as_ref().is_some_and(|h| h.expires > now)
+      let keep = !st.waiters.is_empty() || st.holder.as_ref().is_some_and(|h| h.expires > now);
+      if !keep {
+        if let Some(h) = &st.holder {
+          ids.remove(&h.id);
+        }
+      }
+      keep
     });
     self.sweep_at = (self.keys.len() * 2).max(MIN_SWEEP);
   }
 }
 
+/// Moves the key's timer entry earlier if its state now needs an earlier look.
+fn schedule_check(key: &Arc<str>, st: &mut KeyState, due: &mut DueMap) {
+  let Some(want) = st.next_check() else {
+    return;
+  };
+  if st.check.is_some_and(|(at, _)| at <= want) {
+    return;
+  }
+  if let Some(old) = st.check.take() {
+    due.remove(&old);
+  }
+  let at = (want, next_id());
+  due.insert(at, key.clone());
+  st.check = Some(at);
+}
+
+/// Takes the holder out (expired or gone): its id stops matching anything.
+fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Id, Arc<str>>) {
+  if let Some(old) = st.holder.take() {
+    ids.remove(&old.id);
+  }
+}
+
 /// Gives the key to the first waiter whose thread is still alive; returns whom to notify.
+/// The waiter's id becomes the holder id (its `ids` entry stays as it is).
 fn hand_off(
-  key: &str,
   st: &mut KeyState,
-  due: &mut BTreeMap<(Instant, Id, Due), String>,
+  ids: &mut HashMap<Id, Arc<str>>,
   now: Instant,
 ) -> Option<(Arc<Inbox>, Event)> {
   while let Some((id, w)) = st.waiters.pop_first() {
-    if let Some(at) = w.deadline {
-      due.remove(&(at, id, Due::WaiterBudget));
-    }
     if !w.owner.inbox.is_alive() {
+      ids.remove(&id);
       continue;
     }
-    let expires = now + w.ttl;
-    let expiry_due = (!st.waiters.is_empty()).then(|| {
-      due.insert((expires, id, Due::Expiry), key.to_owned());
-      expires
-    });
     let inbox = w.owner.inbox.clone();
     st.holder = Some(Holder {
       id,
-      expires,
+      expires: now + w.ttl,
       owner: w.owner,
-      expiry_due,
     });
     return Some((inbox, Event::Granted(id)));
   }

@@ -1,0 +1,5 @@
+// ESM entry: the same module instance as require('oxlock').
+import oxlock from './index.js'
+
+export default oxlock
+export const { create, wait, InMemoryLock, LockHandle, LockError, ConfigError, DestroyedError, AbortError } = oxlock
