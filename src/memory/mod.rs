@@ -23,3 +23,6 @@ pub fn next_id() -> Id {
   static NEXT: AtomicU64 = AtomicU64::new(1);
   NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests;
