@@ -44,8 +44,7 @@ function removePending(id) {
 // three slots is far cheaper than converting three arguments. Decisions taken off this
 // thread (timer thread, other workers) arrive through drain(); the wake-up function is
 // weak, so it never keeps the process alive.
-const args = new Float64Array(3)
-native.init(args, () => deliver(native.drain()))
+const { args, context } = native.init(new Float64Array(3), () => deliver(native.drain(context)))
 
 // A manager dropped without destroy() still gives its locks and waiters back.
 const finalizer = new FinalizationRegistry((index) => native.destroyManager(index))
@@ -193,7 +192,7 @@ class InMemoryLock {
     /** The prefix lockNs() puts before keys. */
     this.namespace = cfg.namespace === null ? undefined : cfg.namespace
     this.type = cfg.type
-    this._index = native.createManager(cfg.processScope, cfg.wait)
+    this._index = native.createManager(context, cfg.processScope, cfg.wait)
     finalizer.register(this, this._index, this)
     this._ttl = cfg.defaultTtl
     this._retry = cfg.retry

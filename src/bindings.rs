@@ -35,11 +35,12 @@ struct ManagerSlot {
   shared: bool,
 }
 
-/// What one JS thread has: its inbox, its argument array and its managers (by index;
-/// indices are never reused, so a stale handle cannot reach a newer manager).
+/// What one JS thread has: the argument array, one inbox per module instance loaded on
+/// the thread (a test runner may load the module once per vm context), and the managers
+/// (by index; never reused, so a stale handle cannot reach a newer manager).
 struct Local {
-  inbox: Arc<Inbox>,
   args: Float64Array,
+  inboxes: Vec<Arc<Inbox>>,
   managers: Vec<Option<ManagerSlot>>,
 }
 
@@ -77,10 +78,16 @@ fn millis(ms: f64) -> Duration {
   Duration::from_millis(ms as u64)
 }
 
-/// Sets up this thread: `args` is the argument array (at least 3 slots), `onWake` is
-/// called on this thread whenever `drain()` has something new.
+/// Sets up a module instance on this thread. `onWake` is called on this thread whenever
+/// `drain(context)` has something new. Returns `{ args, context }`: the argument array to
+/// fill before hot calls (the first instance's, shared by all on the thread) and this
+/// instance's context index.
 #[napi(catch_unwind)]
-pub fn init(env: Env, args: Float64Array, on_wake: Function<(), ()>) -> Result<()> {
+pub fn init<'e>(
+  env: &'e Env,
+  args: Float64Array,
+  on_wake: Function<'e, (), ()>,
+) -> Result<Object<'e>> {
   if args.len() < 3 {
     return Err(Error::new(Status::InvalidArg, "args must have 3 slots"));
   }
@@ -90,20 +97,34 @@ pub fn init(env: Env, args: Float64Array, on_wake: Function<(), ()>) -> Result<(
     .weak::<true>()
     .build()?;
   let inbox = Arc::new(Inbox::new(Box::new(TsfnWake(tsfn))));
-  // A worker thread that exits takes its locks and waiters out of the process table.
-  env.add_env_cleanup_hook(inbox.clone(), |inbox| {
-    inbox.close();
-    process_table().remove_owners(|o| Arc::ptr_eq(&o.inbox, &inbox));
-    LOCAL.with_borrow_mut(|l| l.take());
-  })?;
-  LOCAL.with_borrow_mut(|l| {
-    *l = Some(Local {
-      inbox,
+  if LOCAL.with_borrow(Option::is_none) {
+    // A worker thread that exits takes its locks and waiters out of the process table.
+    env.add_env_cleanup_hook((), |()| {
+      if let Some(l) = LOCAL.with_borrow_mut(Option::take) {
+        for inbox in &l.inboxes {
+          inbox.close();
+        }
+        process_table().remove_owners(|o| l.inboxes.iter().any(|i| Arc::ptr_eq(i, &o.inbox)));
+      }
+    })?;
+  }
+  let (shared_args, context) = LOCAL.with_borrow_mut(|l| {
+    let l = l.get_or_insert_with(|| Local {
       args,
+      inboxes: Vec::new(),
       managers: Vec::new(),
-    })
+    });
+    l.inboxes.push(inbox);
+    // The same JS object as the first instance's array (through its reference).
+    let raw = unsafe { <&mut Float64Array as ToNapiValue>::to_napi_value(env.raw(), &mut l.args) };
+    (raw, (l.inboxes.len() - 1) as f64)
   });
-  Ok(())
+  let mut out = Object::new(env)?;
+  out.set_named_property("args", unsafe {
+    Unknown::from_raw_unchecked(env.raw(), shared_args?)
+  })?;
+  out.set_named_property("context", context)?;
+  Ok(out)
 }
 
 /// The normalised configuration, for the JS layer.
@@ -135,10 +156,11 @@ pub fn parse_config(json: String) -> Result<ParsedConfig, Code> {
   })
 }
 
-/// Creates an in-memory manager on this thread and returns its index.
+/// Creates an in-memory manager for module instance `context`; returns its index.
 #[napi(catch_unwind)]
-pub fn create_manager(process_scope: bool, wait_ms: f64) -> Result<f64, Code> {
+pub fn create_manager(context: f64, process_scope: bool, wait_ms: f64) -> Result<f64, Code> {
   with_local(|l, _| {
+    let inbox = l.inboxes.get(context as usize)?.clone();
     let slot = ManagerSlot {
       table: if process_scope {
         process_table().clone()
@@ -146,15 +168,16 @@ pub fn create_manager(process_scope: bool, wait_ms: f64) -> Result<f64, Code> {
         Table::new()
       },
       owner: Owner {
-        inbox: l.inbox.clone(),
+        inbox,
         manager: next_id(),
       },
       wait: (wait_ms >= 0.0).then(|| millis(wait_ms)),
       shared: process_scope,
     };
     l.managers.push(Some(slot));
-    (l.managers.len() - 1) as f64
+    Some((l.managers.len() - 1) as f64)
   })
+  .flatten()
   .ok_or_else(not_initialized)
 }
 
@@ -182,7 +205,7 @@ pub fn acquire(env: &Env, key: Unknown) -> Result<f64, Code> {
 pub fn release() -> f64 {
   with_local(|l, [manager, id, _]| {
     slot(l, manager)
-      .and_then(|s| s.table.release(id as u64, &l.inbox))
+      .and_then(|s| s.table.release(id as u64, &s.owner.inbox))
       .map_or(0.0, |g| g as f64)
   })
   .unwrap_or(0.0)
@@ -250,10 +273,13 @@ pub fn destroy_manager(manager: f64) {
   }
 }
 
-/// Events decided off this thread, flat: `[id, kind, ...]`, kind 1 = granted, 2 = timed out.
+/// Events for module instance `context` decided elsewhere, flat: `[id, kind, ...]`,
+/// kind 1 = granted, 2 = timed out.
 #[napi(catch_unwind)]
-pub fn drain() -> Vec<f64> {
-  let events = with_local(|l, _| l.inbox.drain()).unwrap_or_default();
+pub fn drain(context: f64) -> Vec<f64> {
+  let events = with_local(|l, _| l.inboxes.get(context as usize).map(|i| i.drain()))
+    .flatten()
+    .unwrap_or_default();
   let mut out = Vec::with_capacity(events.len() * 2);
   for e in events {
     match e {
