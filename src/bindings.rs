@@ -73,6 +73,35 @@ fn slot(l: &Local, index: f64) -> Option<&ManagerSlot> {
   l.managers.get(index as usize).and_then(Option::as_ref)
 }
 
+thread_local! {
+  /// Reused for every key read: no allocation for the key unless the table keeps it.
+  static KEY_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+}
+
+/// The WTF-8 bytes of a JS string key.
+fn key_bytes(env: &Env, key: &Unknown) -> Result<KeyBuf, Code> {
+  let mut buf = KEY_BUF.take();
+  crate::key::read_key(env, key, &mut buf)
+    .map_err(|e| napi::Error::new(Code::Napi(e.status), e.reason.clone()))?;
+  Ok(KeyBuf(buf))
+}
+
+/// A key read into the thread's reusable buffer; gives the buffer back when dropped.
+struct KeyBuf(Vec<u8>);
+
+impl std::ops::Deref for KeyBuf {
+  type Target = [u8];
+  fn deref(&self) -> &[u8] {
+    &self.0
+  }
+}
+
+impl Drop for KeyBuf {
+  fn drop(&mut self) {
+    KEY_BUF.set(std::mem::take(&mut self.0));
+  }
+}
+
 fn millis(ms: f64) -> Duration {
   // The JS layer validated the range; `as` saturates, so nothing here can panic.
   Duration::from_millis(ms as u64)
@@ -185,8 +214,7 @@ pub fn create_manager(context: f64, process_scope: bool, wait_ms: f64) -> Result
 /// wait, or `-waiterId` when queued.
 #[napi(catch_unwind)]
 pub fn acquire(env: &Env, key: Unknown) -> Result<f64, Code> {
-  let mut buf = [0u8; 256];
-  let key = read_key(env, &key, &mut buf)?;
+  let key = key_bytes(env, &key)?;
   with_local(|l, [manager, ttl, _]| {
     let s = slot(l, manager).ok_or_else(destroyed)?;
     match s.table.acquire(&key, millis(ttl), s.wait, &s.owner) {
@@ -248,8 +276,9 @@ pub fn cancel(manager: f64, id: f64) -> bool {
 }
 
 #[napi(catch_unwind)]
-pub fn is_locked(manager: f64, key: String) -> bool {
-  with_local(|l, _| slot(l, manager).is_some_and(|s| s.table.is_locked(&key))).unwrap_or(false)
+pub fn is_locked(env: &Env, manager: f64, key: Unknown) -> Result<bool, Code> {
+  let key = key_bytes(env, &key)?;
+  Ok(with_local(|l, _| slot(l, manager).is_some_and(|s| s.table.is_locked(&key))).unwrap_or(false))
 }
 
 /// Keys with state in the manager's table (held or awaited).
@@ -294,37 +323,4 @@ pub fn drain(context: f64) -> Vec<f64> {
 #[napi(catch_unwind)]
 pub fn token(id: f64) -> String {
   crate::token::token_hex(id as u64)
-}
-
-/// Reads a JS string with one N-API call for keys under 256 bytes of UTF-8.
-fn read_key<'a>(
-  env: &Env,
-  key: &Unknown,
-  buf: &'a mut [u8; 256],
-) -> Result<std::borrow::Cow<'a, str>, Code> {
-  let mut len = 0usize;
-  let status = unsafe {
-    napi::sys::napi_get_value_string_utf8(
-      env.raw(),
-      key.raw(),
-      buf.as_mut_ptr().cast(),
-      buf.len(),
-      &mut len,
-    )
-  };
-  if status != napi::sys::Status::napi_ok {
-    return Err(napi::Error::new(
-      Code::Napi(Status::StringExpected),
-      "key must be a string",
-    ));
-  }
-  if len + 1 < buf.len() {
-    // V8 writes well-formed UTF-8 (lone surrogates become U+FFFD).
-    return std::str::from_utf8(&buf[..len])
-      .map(std::borrow::Cow::Borrowed)
-      .map_err(|_| napi::Error::new(Code::Napi(Status::InvalidArg), "key is not valid UTF-8"));
-  }
-  let long = unsafe { String::from_napi_value(env.raw(), key.raw()) }
-    .map_err(|e| napi::Error::new(Code::Napi(e.status), e.reason.clone()))?;
-  Ok(std::borrow::Cow::Owned(long))
 }

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod error;
+pub mod key;
 pub mod memory;
 pub mod token;
 

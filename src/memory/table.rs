@@ -1,5 +1,6 @@
 //! The lock table: one entry per key that is held or awaited (idle keys cost nothing),
-//! each with its holder and a FIFO queue of waiters.
+//! each with its holder and a FIFO queue of waiters. Keys are bytes: the bindings pass
+//! WTF-8 (see `key.rs`), so two different JS strings are always two different keys.
 
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
@@ -131,14 +132,14 @@ impl KeyState {
   }
 }
 
-type DueMap = BTreeMap<(Instant, u64), Arc<str>>;
+type DueMap = BTreeMap<(Instant, u64), Arc<[u8]>>;
 type Notices = Vec<(Arc<Inbox>, Event)>;
 
 struct Inner {
-  keys: HashMap<Arc<str>, KeyState>,
+  keys: HashMap<Arc<[u8]>, KeyState>,
   /// The key of every holder and waiter, so that unlock, extend and cancel need only the
   /// id: no string crosses from JS on those paths.
-  ids: HashMap<Id, Arc<str>>,
+  ids: HashMap<Id, Arc<[u8]>>,
   due: DueMap,
   /// The earliest time the timer thread will call us back, if any.
   armed_at: Option<Instant>,
@@ -178,7 +179,7 @@ impl Table {
   /// Takes `key` for `ttl`, or queues the caller for at most `wait` (`None`: no limit).
   pub fn acquire(
     &self,
-    key: &str,
+    key: &[u8],
     ttl: Duration,
     wait: Option<Duration>,
     owner: &Owner,
@@ -327,7 +328,7 @@ impl Table {
   }
 
   /// Whether `key` is held right now (an expired holder does not count).
-  pub fn is_locked(&self, key: &str) -> bool {
+  pub fn is_locked(&self, key: &[u8]) -> bool {
     let now = Instant::now();
     let guard = self.inner.lock();
     guard
@@ -461,7 +462,7 @@ impl Inner {
 }
 
 /// Moves the key's timer entry earlier if its state now needs an earlier look.
-fn schedule_check(key: &Arc<str>, st: &mut KeyState, due: &mut DueMap) {
+fn schedule_check(key: &Arc<[u8]>, st: &mut KeyState, due: &mut DueMap) {
   let Some(want) = st.next_check() else {
     return;
   };
@@ -477,7 +478,7 @@ fn schedule_check(key: &Arc<str>, st: &mut KeyState, due: &mut DueMap) {
 }
 
 /// Takes the holder out (expired or gone): its id stops matching anything.
-fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Id, Arc<str>>) {
+fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Id, Arc<[u8]>>) {
   if let Some(old) = st.holder.take() {
     ids.remove(&old.id);
   }
@@ -487,7 +488,7 @@ fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Id, Arc<str>>) {
 /// The waiter's id becomes the holder id (its `ids` entry stays as it is).
 fn hand_off(
   st: &mut KeyState,
-  ids: &mut HashMap<Id, Arc<str>>,
+  ids: &mut HashMap<Id, Arc<[u8]>>,
   now: Instant,
 ) -> Option<(Arc<Inbox>, Event)> {
   while let Some((id, w)) = st.waiters.pop_first() {
