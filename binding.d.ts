@@ -18,14 +18,17 @@ export declare function acquire(key: unknown): number
 /** Takes waiter `id` out of its queue. False if it is no longer queued. */
 export declare function cancel(manager: number, id: number): boolean
 
-/** Creates an in-memory manager on this thread and returns its index. */
-export declare function createManager(processScope: boolean, waitMs: number): number
+/** Creates an in-memory manager for module instance `context`; returns its index. */
+export declare function createManager(context: number, processScope: boolean, waitMs: number): number
 
 /** Drops the manager's locks and waiters; in the shared table its keys pass to others. */
 export declare function destroyManager(manager: number): void
 
-/** Events decided off this thread, flat: `[id, kind, ...]`, kind 1 = granted, 2 = timed out. */
-export declare function drain(): Array<number>
+/**
+ * Events for module instance `context` decided elsewhere, flat: `[id, kind, ...]`,
+ * kind 1 = granted, 2 = timed out.
+ */
+export declare function drain(context: number): Array<number>
 
 /** When lock `id` expires, in epoch milliseconds; 0 if it is no longer held. */
 export declare function expiration(manager: number, id: number): number
@@ -34,12 +37,14 @@ export declare function expiration(manager: number, id: number): number
 export declare function extend(): boolean
 
 /**
- * Sets up this thread: `args` is the argument array (at least 3 slots), `onWake` is
- * called on this thread whenever `drain()` has something new.
+ * Sets up a module instance on this thread. `onWake` is called on this thread whenever
+ * `drain(context)` has something new. Returns `{ args, context }`: the argument array to
+ * fill before hot calls (the first instance's, shared by all on the thread) and this
+ * instance's context index.
  */
-export declare function init(args: Float64Array, onWake: () => void): void
+export declare function init(args: Float64Array, onWake: () => void): object
 
-export declare function isLocked(manager: number, key: string): boolean
+export declare function isLocked(manager: number, key: unknown): boolean
 
 /** Keys with state in the manager's table (held or awaited). */
 export declare function keyCount(manager: number): number

@@ -109,20 +109,59 @@ function describe(v) {
   return typeof v
 }
 
+// The option fields the native parser knows, per level. Reading exactly these (plain
+// property reads, so getters and inherited properties count) keeps unrelated fields such
+// as a logger with circular references out of the JSON handed to the parser.
+const OPTION_FIELDS = ['type', 'namespace', 'retry', 'delay', 'ttl', 'scope', 'lockOptions', 'lockConfig']
+const LOCK_OPTION_FIELDS = ['retryCount', 'retryDelay', 'retryJitter', 'driftFactor']
+
+function pick(obj, fields) {
+  const out = {}
+  for (const f of fields) {
+    const v = obj[f]
+    if (v !== undefined) out[f] = v
+  }
+  return out
+}
+
 // JSON.stringify would turn NaN and Infinity into null and drop bigints and functions:
 // mark them so the native parser can say precisely what is wrong with which field.
-function jsonReplacer(_key, v) {
+function jsonValue(v) {
   if (typeof v === 'number') return Number.isFinite(v) ? v : { $nonFinite: String(v) }
   if (typeof v === 'bigint' || typeof v === 'function' || typeof v === 'symbol') return { $jsType: typeof v }
   return v
 }
 
+function pickOptions(options, nested) {
+  const out = pick(options, OPTION_FIELDS)
+  if (nested) delete out.lockConfig
+  const lo = out.lockOptions
+  if (lo !== null && typeof lo === 'object' && !Array.isArray(lo)) out.lockOptions = pick(lo, LOCK_OPTION_FIELDS)
+  const lc = out.lockConfig
+  if (lc !== null && typeof lc === 'object' && !Array.isArray(lc)) out.lockConfig = pickOptions(lc, true)
+  for (const k of Object.keys(out)) {
+    const v = out[k]
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const kk of Object.keys(v)) v[kk] = jsonValue(v[kk])
+    } else {
+      out[k] = jsonValue(v)
+    }
+  }
+  return out
+}
+
 function parseOptions(options) {
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
     throw typeError(`options must be an object, got ${describe(options)}`, 'E_CONFIG')
   }
+  let json
   try {
-    return native.parseConfig(JSON.stringify(options === undefined ? {} : options, jsonReplacer))
+    json = JSON.stringify(options === undefined ? {} : pickOptions(options, false))
+  } catch (e) {
+    throw typeError(`options cannot be read: ${e.message}`, 'E_CONFIG')
+  }
+  try {
+    return native.parseConfig(json)
   } catch (e) {
     throw fromNative(e)
   }

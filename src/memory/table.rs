@@ -346,9 +346,12 @@ impl Table {
     (h.id == id).then_some(h.expires)
   }
 
-  /// Keys with state (held, possibly expired, or awaited): for tests and stats.
+  /// Keys held or awaited right now. Sweeps expired, unawaited keys first, which also
+  /// frees their memory.
   pub fn key_count(&self) -> usize {
-    self.inner.lock().keys.len()
+    let mut guard = self.inner.lock();
+    guard.sweep(Instant::now());
+    guard.keys.len()
   }
 
   /// Destroys a table that belongs to one manager: every later `acquire` is refused.

@@ -1,0 +1,51 @@
+// oxlock adapter: the library under test, used through its public API.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const TTL = 10000 // ms; far above any hold time here, so no lock ever expires
+
+export const name = 'oxlock'
+
+// In-memory backend. Each scenario loop is written inline in the library's natural API,
+// so no library pays for an extra wrapper call per operation.
+//   out: null for a throughput batch, or a Float64Array receiving per-op times in ms.
+export function memory() {
+  const Lock = require('../../index.js')
+  const lock = Lock.create({ retry: -1 })
+  return {
+    // S1: n sequential lock+unlock cycles over `keys` (length a power of two).
+    async s1(keys, n, out) {
+      const mask = keys.length - 1
+      if (out === null) {
+        for (let i = 0; i < n; i++) {
+          const h = await lock.lock(keys[i & mask], TTL)
+          await h.unlock()
+        }
+      } else {
+        for (let i = 0; i < n; i++) {
+          const t = performance.now()
+          const h = await lock.lock(keys[i & mask], TTL)
+          await h.unlock()
+          out[i] = performance.now() - t
+        }
+      }
+    },
+    // S2: one of the concurrent tasks on one key; st.section() is the critical section.
+    // out[j]: wait from the lock() call to acquisition.
+    async s2Task(key, st, out) {
+      while (st.started < st.n) {
+        const j = st.started++
+        const t = out === null ? 0 : performance.now()
+        const h = await lock.lock(key, TTL)
+        if (out !== null) out[j] = performance.now() - t
+        try {
+          await st.section()
+        } finally {
+          await h.unlock()
+        }
+      }
+    },
+    stateSize: () => lock.size,
+    close: () => lock.destroy(),
+  }
+}
