@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -x node_modules/.bin/napi ]; then
-  npm ci --no-fund --no-audit
+  # `npm ci` rejects this lock: npm records only this platform's optional packages of
+  # @napi-rs/lzma (a dependency of the napi CLI). `npm install` honours the lock as it is.
+  npm install --no-fund --no-audit
 fi
 
 echo "== cargo test"
