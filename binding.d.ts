@@ -26,7 +26,7 @@ export declare function destroyManager(manager: number): void
 
 /**
  * Events for module instance `context` decided elsewhere, flat: `[id, kind, ...]`,
- * kind 1 = granted, 2 = timed out.
+ * kind 1 = granted, 2 = timed out, 3 = a Redis request finished (see `redis_take`).
  */
 export declare function drain(context: number): Array<number>
 
@@ -63,6 +63,46 @@ export interface ParsedConfig {
   wait: number
   processScope: boolean
 }
+
+/**
+ * Marks a lock request aborted: it leaves the local queue at once, or gives back a
+ * lock its last attempt took.
+ */
+export declare function redisCancel(manager: number, req: number): void
+
+/** Creates a Redis manager for module instance `context`; returns its index. */
+export declare function redisCreate(context: number, json: string): number
+
+/**
+ * Destroys the manager; returns the id of the request that ends when its locks are
+ * released and its connections are closing. Its outcomes stay readable.
+ */
+export declare function redisDestroy(manager: number): number
+
+/**
+ * Starts an extend and returns the request id, or 0 when refused without I/O because
+ * the lock's validity has passed (or it was released).
+ */
+export declare function redisExtend(manager: number, lockId: number, ttlMs: number): number
+
+/** Starts a lock request for `key` with `ttlMs`; returns the request id. */
+export declare function redisLock(manager: number, key: string, ttlMs: number): number
+
+/** A finished request's outcome, for the JS layer to turn into a value or an error. */
+export interface RedisOutcome {
+  /** 'locked' | 'extended' | 'done' | 'busy' | 'unavailable' | 'lost' | 'destroyed' */
+  kind: string
+  lockId: number
+  value: string
+  expiration: number
+  attempts: number
+  causes: Array<string>
+}
+
+export declare function redisTake(manager: number, req: number): RedisOutcome | null
+
+/** Starts an unlock; returns the request id. */
+export declare function redisUnlock(manager: number, lockId: number): number
 
 /**
  * `args`: [manager, id]. Releases the lock if `id` still holds it; returns the id of a

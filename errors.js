@@ -4,11 +4,13 @@
 // TypeError / RangeError (with a code); the classes below are for everything else.
 
 class LockError extends Error {
-  constructor(message, { code = 'E_LOCK_BUSY', attempts = 0, resource, cause } = {}) {
+  constructor(message, { code = 'E_LOCK_BUSY', attempts = 0, resource, cause, causes } = {}) {
     super(message, cause === undefined ? undefined : { cause })
     this.code = code
     this.attempts = attempts
     this.resource = resource
+    // E_UNAVAILABLE: why each failing node failed ("host:port: reason").
+    if (causes !== undefined) this.causes = causes
   }
 }
 
@@ -51,10 +53,10 @@ function rangeError(message, code = 'E_OUT_OF_RANGE') {
 }
 
 // node-redlock's messages, which callers match on.
-function busyError(resource, retry) {
+function busyError(resource, retry, attempts = retry + 1) {
   return new LockError(`Exceeded ${retry} attempts to lock the resource "${resource}".`, {
     code: 'E_LOCK_BUSY',
-    attempts: retry + 1,
+    attempts,
     resource,
   })
 }

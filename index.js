@@ -47,13 +47,25 @@ function removePending(id) {
 const { args, context } = native.init(new Float64Array(3), () => deliver(native.drain(context)))
 
 // A manager dropped without destroy() still gives its locks and waiters back.
-const finalizer = new FinalizationRegistry((index) => native.destroyManager(index))
+// (Redis managers register as -1 - index.)
+const finalizer = new FinalizationRegistry((index) => (index >= 0 ? native.destroyManager(index) : native.redisDestroy(-1 - index)))
 
 function deliver(events) {
   for (let i = 0; i < events.length; i += 2) {
-    if (events[i + 1] === 1) grant(events[i])
-    else timeOut(events[i])
+    const kind = events[i + 1]
+    if (kind === 1) grant(events[i])
+    else if (kind === 2) timeOut(events[i])
+    else settle(events[i])
   }
+}
+
+// A Redis request finished: hand its outcome to whoever waits for it.
+function settle(req) {
+  const w = pending.get(req)
+  if (w === undefined) return
+  removePending(req)
+  forget(w)
+  w.done(native.redisTake(w.manager._index, req))
 }
 
 function grant(id) {
@@ -112,8 +124,9 @@ function describe(v) {
 // The option fields the native parser knows, per level. Reading exactly these (plain
 // property reads, so getters and inherited properties count) keeps unrelated fields such
 // as a logger with circular references out of the JSON handed to the parser.
-const OPTION_FIELDS = ['type', 'namespace', 'retry', 'delay', 'ttl', 'scope', 'lockOptions', 'lockConfig']
-const LOCK_OPTION_FIELDS = ['retryCount', 'retryDelay', 'retryJitter', 'driftFactor']
+const OPTION_FIELDS = ['type', 'namespace', 'retry', 'delay', 'ttl', 'scope', 'connection', 'lockOptions', 'lockConfig']
+const LOCK_OPTION_FIELDS = ['retryCount', 'retryDelay', 'retryJitter', 'driftFactor', 'nodeTimeout', 'connectTimeout']
+const CONNECTION_FIELDS = ['host', 'port', 'username', 'password', 'db', 'tls']
 
 function pick(obj, fields) {
   const out = {}
@@ -132,6 +145,14 @@ function jsonValue(v) {
   return v
 }
 
+function mapValues(o) {
+  for (const k of Object.keys(o)) {
+    const v = o[k]
+    o[k] = v !== null && typeof v === 'object' && !Array.isArray(v) ? mapValues(v) : jsonValue(v)
+  }
+  return o
+}
+
 function pickOptions(options, nested) {
   const out = pick(options, OPTION_FIELDS)
   if (nested) delete out.lockConfig
@@ -139,10 +160,16 @@ function pickOptions(options, nested) {
   if (lo !== null && typeof lo === 'object' && !Array.isArray(lo)) out.lockOptions = pick(lo, LOCK_OPTION_FIELDS)
   const lc = out.lockConfig
   if (lc !== null && typeof lc === 'object' && !Array.isArray(lc)) out.lockConfig = pickOptions(lc, true)
+  const conn = out.connection
+  const pickNode = (c) => (c !== null && typeof c === 'object' && !Array.isArray(c) ? pick(c, CONNECTION_FIELDS) : jsonValue(c))
+  if (Array.isArray(conn)) out.connection = conn.map(pickNode)
+  else if (conn !== undefined) out.connection = pickNode(conn)
   for (const k of Object.keys(out)) {
     const v = out[k]
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      for (const kk of Object.keys(v)) v[kk] = jsonValue(v[kk])
+    if (Array.isArray(v)) {
+      out[k] = v.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? mapValues(x) : jsonValue(x)))
+    } else if (v !== null && typeof v === 'object') {
+      mapValues(v)
     } else {
       out[k] = jsonValue(v)
     }
@@ -325,12 +352,184 @@ class InMemoryLock {
   }
 }
 
+function unavailableError(resource, o) {
+  const causes = o.causes.length > 0 ? `: ${o.causes.join('; ')}` : ''
+  return new LockError(`Unable to reach a quorum of Redis nodes for the resource "${resource}" after ${o.attempts} attempts${causes}`, {
+    code: 'E_UNAVAILABLE',
+    attempts: o.attempts,
+    resource,
+    causes: o.causes,
+  })
+}
+
+class RedisLockHandle extends LockHandle {
+  #manager
+  #lockId
+  #value
+  #expiration
+  #held = true
+
+  constructor(manager, resource, o) {
+    super(manager, resource, 0)
+    this.#manager = manager
+    this.#lockId = o.lockId
+    this.#value = o.value
+    this.#expiration = o.expiration
+    /** Attempts the acquisition took. */
+    this.attempts = o.attempts
+  }
+
+  get value() {
+    return this.#value
+  }
+
+  get expiration() {
+    return this.#held ? this.#expiration : 0
+  }
+
+  unlock() {
+    if (!this.#held) return RESOLVED
+    this.#held = false
+    const m = this.#manager
+    return m._request(native.redisUnlock(m._index, this.#lockId), { kind: 'unlock' }, (o, resolve) => resolve())
+  }
+
+  extend(ttl) {
+    const m = this.#manager
+    try {
+      ttl = ttl === undefined ? m._ttl : checkTtl(ttl)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (m._destroyed) return Promise.reject(new DestroyedError())
+    const req = this.#held ? native.redisExtend(m._index, this.#lockId, ttl) : 0
+    // 0: refused without I/O, the lock's validity has passed.
+    if (req === 0) return Promise.reject(expiredError(this.resource))
+    return m._request(req, { kind: 'extend' }, (o, resolve, reject) => {
+      if (o.kind === 'extended') {
+        this.#expiration = o.expiration
+        resolve(this)
+      } else if (o.kind === 'unavailable') reject(unavailableError(this.resource, o))
+      else if (o.kind === 'destroyed') reject(new DestroyedError())
+      else reject(expiredError(this.resource))
+    })
+  }
+}
+
+class RedisLock {
+  // `cfg` is passed by create(), which has parsed the options already.
+  constructor(options, cfg = parseOptions(options)) {
+    if (cfg.type !== 'redis') throw new ConfigError(`type must be 'redis' for RedisLock, got '${cfg.type}'`)
+    this.namespace = cfg.namespace === null ? undefined : cfg.namespace
+    this.type = cfg.type
+    try {
+      this._index = native.redisCreate(context, JSON.stringify(pickOptions(options, false)))
+    } catch (e) {
+      throw fromNative(e)
+    }
+    finalizer.register(this, -1 - this._index, this)
+    this._ttl = cfg.defaultTtl
+    this._retry = cfg.retry
+    this._destroyed = false
+  }
+
+  lock(key, options) {
+    try {
+      checkKey(key)
+      return this.#lock(key, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  lockNs(key, options) {
+    try {
+      checkKey(key)
+      if (this.namespace === undefined) throw new ConfigError('lockNs() needs a namespace: pass { namespace } to create()')
+      return this.#lock(`${this.namespace}:${key}`, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  #lock(key, options) {
+    let ttl = this._ttl
+    let signal
+    if (typeof options === 'number') ttl = checkTtl(options)
+    else if (options !== undefined && options !== null) {
+      if (typeof options !== 'object') throw typeError(`ttl must be a number or { ttl, signal }, got ${describe(options)}`)
+      if (options.ttl !== undefined) ttl = checkTtl(options.ttl)
+      signal = options.signal
+      checkSignal(signal)
+    }
+    if (this._destroyed) throw new DestroyedError()
+    if (signal !== undefined && signal.aborted) throw new AbortError(key, signal.reason)
+    const req = native.redisLock(this._index, key, ttl)
+    return this._request(req, { kind: 'lock', key, signal }, (o, resolve, reject, w) => {
+      if (o.kind === 'locked') {
+        const handle = new RedisLockHandle(this, key, o)
+        // Aborted while the lock was being taken: give it straight back.
+        if (w.settled) handle.unlock()
+        else resolve(handle)
+      } else if (o.kind === 'busy') reject(busyError(key, this._retry, o.attempts))
+      else if (o.kind === 'unavailable') reject(unavailableError(key, o))
+      else reject(new DestroyedError())
+    })
+  }
+
+  // Registers request `req`; `done(outcome, resolve, reject, w)` settles it.
+  _request(req, w, done) {
+    return new Promise((resolve, reject) => {
+      w.manager = this
+      w.settled = false
+      w.reject = reject
+      w.done = (o) => {
+        if (o === null || o === undefined) return
+        if (w.settled) return done(o, () => {}, () => {}, w)
+        done(o, resolve, reject, w)
+      }
+      const signal = w.signal
+      if (signal !== undefined) {
+        w.onAbort = () => {
+          w.settled = true
+          native.redisCancel(this._index, req)
+          signal.removeEventListener('abort', w.onAbort)
+          reject(new AbortError(w.key, signal.reason))
+        }
+        signal.addEventListener('abort', w.onAbort)
+      }
+      addPending(req, w)
+    })
+  }
+
+  /** Releases this manager's locks and closes its connections. Idempotent. */
+  destroy() {
+    if (this._destroyed) return this._destroying
+    this._destroyed = true
+    finalizer.unregister(this)
+    for (const [id, w] of pending) {
+      if (w.manager !== this) continue
+      removePending(id)
+      forget(w)
+      if (w.settled) continue
+      // The native side stops these requests; settle them here.
+      if (w.kind === 'unlock') w.done({ kind: 'done' })
+      else w.reject(new DestroyedError())
+    }
+    const req = native.redisDestroy(this._index)
+    this._destroying = req === 0 ? RESOLVED : this._request(req, { kind: 'destroy' }, (o, resolve) => resolve())
+    return this._destroying
+  }
+}
+
 /** Creates a lock manager from @leverege/lock-style options. Synchronous. */
 function create(options) {
   const cfg = parseOptions(options)
   switch (cfg.type) {
     case 'inMemory':
       return new InMemoryLock(options, cfg)
+    case 'redis':
+      return new RedisLock(options, cfg)
     default:
       throw new ConfigError(`type '${cfg.type}' is not supported`)
   }
@@ -345,6 +544,7 @@ module.exports = {
   create,
   wait,
   InMemoryLock,
+  RedisLock,
   LockHandle,
   LockError,
   ConfigError,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::config::{self, Backend, Scope};
 use crate::error::Code;
 use crate::memory::{next_id, process_table, Acquire, Event, Inbox, Owner, Table, Wake};
+use crate::redis::{Failure, Outcome, RedisManager};
 
 /// A weak threadsafe function: it wakes the JS thread but never keeps its loop alive.
 struct TsfnWake(ThreadsafeFunction<(), (), (), Status, false, true>);
@@ -42,6 +43,7 @@ struct Local {
   args: Float64Array,
   inboxes: Vec<Arc<Inbox>>,
   managers: Vec<Option<ManagerSlot>>,
+  redis: Vec<Option<Arc<RedisManager>>>,
 }
 
 thread_local! {
@@ -142,6 +144,7 @@ pub fn init<'e>(
       args,
       inboxes: Vec::new(),
       managers: Vec::new(),
+      redis: Vec::new(),
     });
     l.inboxes.push(inbox);
     // The same JS object as the first instance's array (through its reference).
@@ -173,15 +176,23 @@ pub struct ParsedConfig {
 #[napi(catch_unwind)]
 pub fn parse_config(json: String) -> Result<ParsedConfig, Code> {
   let c = config::parse(&json)?;
-  let Backend::InMemory(m) = &c.backend;
+  let (retry, delay, wait, process_scope) = match &c.backend {
+    Backend::InMemory(m) => (
+      m.retry as f64,
+      m.delay_ms,
+      m.wait().map_or(-1.0, |d| d.as_secs_f64() * 1000.0),
+      m.scope == Scope::Process,
+    ),
+    Backend::Redis(r) => (r.retry_count as f64, r.retry_delay_ms, -1.0, false),
+  };
   Ok(ParsedConfig {
     r#type: c.backend.type_name().into(),
     namespace: c.namespace.clone(),
     default_ttl: c.default_ttl_ms,
-    retry: m.retry as f64,
-    delay: m.delay_ms,
-    wait: m.wait().map_or(-1.0, |d| d.as_secs_f64() * 1000.0),
-    process_scope: m.scope == Scope::Process,
+    retry,
+    delay,
+    wait,
+    process_scope,
   })
 }
 
@@ -303,7 +314,7 @@ pub fn destroy_manager(manager: f64) {
 }
 
 /// Events for module instance `context` decided elsewhere, flat: `[id, kind, ...]`,
-/// kind 1 = granted, 2 = timed out.
+/// kind 1 = granted, 2 = timed out, 3 = a Redis request finished (see `redis_take`).
 #[napi(catch_unwind)]
 pub fn drain(context: f64) -> Vec<f64> {
   let events = with_local(|l, _| l.inboxes.get(context as usize).map(|i| i.drain()))
@@ -314,6 +325,7 @@ pub fn drain(context: f64) -> Vec<f64> {
     match e {
       Event::Granted(id) => out.extend([id as f64, 1.0]),
       Event::TimedOut(id) => out.extend([id as f64, 2.0]),
+      Event::Done(id) => out.extend([id as f64, 3.0]),
     }
   }
   out
@@ -323,4 +335,130 @@ pub fn drain(context: f64) -> Vec<f64> {
 #[napi(catch_unwind)]
 pub fn token(id: f64) -> String {
   crate::token::token_hex(id as u64)
+}
+
+// ---- Redis backend. Requests return an id at once; the outcome arrives as a `Done`
+// event for the module instance, and `redisTake` reads it. The I/O costs ~100 µs, so
+// plain arguments are fine here.
+
+fn redis_manager(manager: f64) -> Option<Arc<RedisManager>> {
+  with_local(|l, _| l.redis.get(manager as usize).cloned().flatten()).flatten()
+}
+
+/// Creates a Redis manager for module instance `context`; returns its index.
+#[napi(catch_unwind)]
+pub fn redis_create(context: f64, json: String) -> Result<f64, Code> {
+  let c = config::parse(&json)?;
+  let Backend::Redis(cfg) = &c.backend else {
+    return Err(napi::Error::new(Code::Config, "type must be 'redis'"));
+  };
+  with_local(|l, _| {
+    let inbox = l
+      .inboxes
+      .get(context as usize)
+      .cloned()
+      .ok_or_else(not_initialized)?;
+    let m = RedisManager::new(cfg, inbox).map_err(|e| napi::Error::new(Code::Config, e))?;
+    l.redis.push(Some(m));
+    Ok((l.redis.len() - 1) as f64)
+  })
+  .ok_or_else(not_initialized)?
+}
+
+/// Starts a lock request for `key` with `ttlMs`; returns the request id.
+#[napi(catch_unwind)]
+pub fn redis_lock(manager: f64, key: String, ttl_ms: f64) -> Result<f64, Code> {
+  let m = redis_manager(manager).ok_or_else(destroyed)?;
+  Ok(m.lock(key, millis(ttl_ms)) as f64)
+}
+
+/// Marks a lock request aborted: it leaves the local queue at once, or gives back a
+/// lock its last attempt took.
+#[napi(catch_unwind)]
+pub fn redis_cancel(manager: f64, req: f64) {
+  if let Some(m) = redis_manager(manager) {
+    m.cancel(req as u64);
+  }
+}
+
+/// Starts an unlock; returns the request id.
+#[napi(catch_unwind)]
+pub fn redis_unlock(manager: f64, lock_id: f64) -> Result<f64, Code> {
+  let m = redis_manager(manager).ok_or_else(destroyed)?;
+  Ok(m.unlock(lock_id as u64) as f64)
+}
+
+/// Starts an extend and returns the request id, or 0 when refused without I/O because
+/// the lock's validity has passed (or it was released).
+#[napi(catch_unwind)]
+pub fn redis_extend(manager: f64, lock_id: f64, ttl_ms: f64) -> Result<f64, Code> {
+  let m = redis_manager(manager).ok_or_else(destroyed)?;
+  Ok(
+    m.extend(lock_id as u64, millis(ttl_ms))
+      .map_or(0.0, |r| r as f64),
+  )
+}
+
+/// Destroys the manager; returns the id of the request that ends when its locks are
+/// released and its connections are closing. Its outcomes stay readable.
+#[napi(catch_unwind)]
+pub fn redis_destroy(manager: f64) -> f64 {
+  redis_manager(manager).map_or(0.0, |m| m.destroy() as f64)
+}
+
+/// A finished request's outcome, for the JS layer to turn into a value or an error.
+#[napi(object)]
+pub struct RedisOutcome {
+  /// 'locked' | 'extended' | 'done' | 'busy' | 'unavailable' | 'lost' | 'destroyed'
+  pub kind: String,
+  pub lock_id: f64,
+  pub value: String,
+  pub expiration: f64,
+  pub attempts: f64,
+  pub causes: Vec<String>,
+}
+
+#[napi(catch_unwind)]
+pub fn redis_take(manager: f64, req: f64) -> Option<RedisOutcome> {
+  let m = redis_manager(manager)?;
+  let o = m.take(req as u64)?;
+  let mut out = RedisOutcome {
+    kind: String::new(),
+    lock_id: 0.0,
+    value: String::new(),
+    expiration: 0.0,
+    attempts: 0.0,
+    causes: Vec::new(),
+  };
+  match o {
+    Outcome::Locked {
+      lock_id,
+      token,
+      expiration,
+      attempts,
+    } => {
+      out.kind = "locked".into();
+      out.lock_id = lock_id as f64;
+      out.value = token;
+      out.expiration = expiration;
+      out.attempts = attempts as f64;
+    }
+    Outcome::Extended { expiration } => {
+      out.kind = "extended".into();
+      out.expiration = expiration;
+    }
+    Outcome::Done => out.kind = "done".into(),
+    Outcome::Destroyed => out.kind = "destroyed".into(),
+    Outcome::Failed(Failure::Busy { attempts }) => {
+      out.kind = "busy".into();
+      out.attempts = attempts as f64;
+    }
+    Outcome::Failed(Failure::Unavailable { attempts, causes }) => {
+      out.kind = "unavailable".into();
+      out.attempts = attempts as f64;
+      out.causes = causes;
+    }
+    Outcome::Failed(Failure::Lost) => out.kind = "lost".into(),
+  }
+  Some(out)
 }

@@ -27,15 +27,52 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Backend {
   InMemory(InMemoryConfig),
+  Redis(RedisConfig),
 }
 
 impl Backend {
   pub fn type_name(&self) -> &'static str {
     match self {
       Backend::InMemory(_) => "inMemory",
+      Backend::Redis(_) => "redis",
     }
   }
 }
+
+/// One Redis master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisNode {
+  /// What redis-rs connects to (may hold credentials: never shown).
+  pub url: String,
+  /// `host:port`, for messages.
+  pub label: String,
+}
+
+/// node-redlock's options plus the timeouts the Redlock spec asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+  pub nodes: Vec<RedisNode>,
+  pub drift_factor: f64,
+  /// Attempts after the first; negative means no limit.
+  pub retry_count: i64,
+  pub retry_delay_ms: f64,
+  /// The delay between attempts is `retryDelay ± retryJitter` (node-redlock's symmetric jitter).
+  pub retry_jitter_ms: f64,
+  /// Per-node bound on one command: a dead or paused node never holds an attempt longer.
+  pub node_timeout_ms: f64,
+  pub connect_timeout_ms: f64,
+}
+
+impl RedisConfig {
+  pub fn quorum(&self) -> usize {
+    self.nodes.len() / 2 + 1
+  }
+}
+
+pub const DEFAULT_DRIFT_FACTOR: f64 = 0.01;
+pub const DEFAULT_RETRY_JITTER_MS: f64 = 100.0;
+pub const DEFAULT_NODE_TIMEOUT_MS: f64 = 500.0;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: f64 = 1000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -139,15 +176,7 @@ pub fn parse(json: &str) -> Result<Config, OxError> {
   };
   let backend = match type_name.as_str() {
     "inMemory" | "memory" | "in-memory" => Backend::InMemory(parse_in_memory(&src)?),
-    "redis" => {
-      return Err(OxError::new(
-        Code::Config,
-        format!(
-          "{}: type 'redis' is not available in this build of oxlock yet; use 'inMemory'",
-          src.path("type")
-        ),
-      ))
-    }
+    "redis" => Backend::Redis(parse_redis(&src)?),
     other => {
       return Err(OxError::new(
         Code::Config,
@@ -220,6 +249,172 @@ fn parse_in_memory(src: &Source) -> Result<InMemoryConfig, OxError> {
     delay_ms,
     scope,
   })
+}
+
+fn parse_redis(src: &Source) -> Result<RedisConfig, OxError> {
+  let nodes = match src.get("connection") {
+    None => vec![node_from_object(&Map::new(), "connection")?],
+    Some((Value::Array(items), path)) => {
+      if items.is_empty() {
+        return Err(OxError::new(
+          Code::Config,
+          format!("{path} must list at least one Redis node"),
+        ));
+      }
+      let mut nodes = Vec::with_capacity(items.len());
+      for (i, item) in items.iter().enumerate() {
+        nodes.push(node_from_value(item, &format!("{path}[{i}]"))?);
+      }
+      nodes
+    }
+    Some((v, path)) => vec![node_from_value(v, &path)?],
+  };
+  let lock_options = match src.get("lockOptions") {
+    None => Map::new(),
+    Some((Value::Object(m), _)) => m.clone(),
+    Some((v, path)) => return Err(type_err(&path, "an object", v)),
+  };
+  let lo_path = src.path("lockOptions");
+  let num = |name: &str, default: f64, min: f64, max: f64| -> Result<f64, OxError> {
+    match number_at(lock_options.get(name), &format!("{lo_path}.{name}"))? {
+      None => Ok(default),
+      Some((n, path)) if n >= min && n <= max => {
+        let _ = path;
+        Ok(n)
+      }
+      Some((n, path)) => Err(range_err(
+        &path,
+        &format!("must be between {min} and {max}, got {n}"),
+      )),
+    }
+  };
+  let retry_count = num("retryCount", DEFAULT_RETRY as f64, -1e12, 1e12)?;
+  if retry_count.fract() != 0.0 {
+    return Err(range_err(
+      &format!("{lo_path}.retryCount"),
+      &format!("must be an integer, got {retry_count}"),
+    ));
+  }
+  Ok(RedisConfig {
+    nodes,
+    drift_factor: num("driftFactor", DEFAULT_DRIFT_FACTOR, 0.0, 0.5)?,
+    retry_count: retry_count as i64,
+    retry_delay_ms: num("retryDelay", DEFAULT_DELAY_MS, 0.0, MAX_MS)?,
+    retry_jitter_ms: num("retryJitter", DEFAULT_RETRY_JITTER_MS, 0.0, MAX_MS)?,
+    node_timeout_ms: num("nodeTimeout", DEFAULT_NODE_TIMEOUT_MS, 1.0, MAX_MS)?,
+    connect_timeout_ms: num("connectTimeout", DEFAULT_CONNECT_TIMEOUT_MS, 1.0, MAX_MS)?,
+  })
+}
+
+fn node_from_value(v: &Value, path: &str) -> Result<RedisNode, OxError> {
+  match v {
+    Value::String(url) => node_from_url(url, path),
+    Value::Object(m) => node_from_object(m, path),
+    other => Err(type_err(
+      path,
+      "an object { host, port, ... } or a redis:// URL",
+      other,
+    )),
+  }
+}
+
+fn node_from_url(url: &str, path: &str) -> Result<RedisNode, OxError> {
+  let rest = url
+    .strip_prefix("redis://")
+    .or_else(|| url.strip_prefix("rediss://"))
+    .ok_or_else(|| {
+      OxError::new(
+        Code::Config,
+        format!("{path} must start with redis:// or rediss://"),
+      )
+    })?;
+  // host:port without user info, for messages; redis-rs parses the URL itself.
+  let authority = rest.split(['/', '?']).next().unwrap_or("");
+  let host_port = authority.rsplit('@').next().unwrap_or("");
+  let label = if host_port.is_empty() {
+    "127.0.0.1:6379".to_string()
+  } else if host_port.contains(':') {
+    host_port.to_string()
+  } else {
+    format!("{host_port}:6379")
+  };
+  redis::parse_redis_url(url).ok_or_else(|| {
+    OxError::new(
+      Code::Config,
+      format!("{path} is not a valid Redis URL ({label})"),
+    )
+  })?;
+  Ok(RedisNode {
+    url: url.to_string(),
+    label,
+  })
+}
+
+fn node_from_object(m: &Map<String, Value>, path: &str) -> Result<RedisNode, OxError> {
+  let string = |name: &str| -> Result<Option<String>, OxError> {
+    match m.get(name) {
+      None | Some(Value::Null) => Ok(None),
+      Some(Value::String(s)) => Ok(Some(s.clone())),
+      Some(v) => Err(type_err(&format!("{path}.{name}"), "a string", v)),
+    }
+  };
+  let host = string("host")?.unwrap_or_else(|| "127.0.0.1".into());
+  let port = match number_at(m.get("port"), &format!("{path}.port"))? {
+    None => 6379.0,
+    Some((n, p)) if n.fract() == 0.0 && (1.0..=65535.0).contains(&n) => {
+      let _ = p;
+      n
+    }
+    Some((n, p)) => return Err(range_err(&p, &format!("must be a port number, got {n}"))),
+  };
+  let db = match number_at(m.get("db"), &format!("{path}.db"))? {
+    None => 0.0,
+    Some((n, _)) if n.fract() == 0.0 && n >= 0.0 => n,
+    Some((n, p)) => {
+      return Err(range_err(
+        &p,
+        &format!("must be a database number, got {n}"),
+      ))
+    }
+  };
+  let tls = match m.get("tls") {
+    None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+    Some(Value::Bool(true)) | Some(Value::Object(_)) => true,
+    Some(v) => return Err(type_err(&format!("{path}.tls"), "a boolean", v)),
+  };
+  let username = string("username")?;
+  let password = string("password")?;
+  let mut url = String::from(if tls { "rediss://" } else { "redis://" });
+  if username.is_some() || password.is_some() {
+    url.push_str(&percent_encode(username.as_deref().unwrap_or("")));
+    if let Some(p) = &password {
+      url.push(':');
+      url.push_str(&percent_encode(p));
+    }
+    url.push('@');
+  }
+  let host_in_url = if host.contains(':') {
+    format!("[{host}]")
+  } else {
+    host.clone()
+  };
+  url.push_str(&format!("{host_in_url}:{port}/{db}"));
+  Ok(RedisNode {
+    url,
+    label: format!("{host_in_url}:{port}"),
+  })
+}
+
+fn percent_encode(s: &str) -> String {
+  let mut out = String::with_capacity(s.len());
+  for b in s.bytes() {
+    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+      out.push(b as char);
+    } else {
+      out.push_str(&format!("%{b:02X}"));
+    }
+  }
+  out
 }
 
 /// Looks a field up in `lockConfig` first, then in the flat options, remembering the path.
@@ -320,7 +515,59 @@ mod tests {
   fn mem(c: &Config) -> &InMemoryConfig {
     match &c.backend {
       Backend::InMemory(m) => m,
+      other => panic!("expected inMemory, got {other:?}"),
     }
+  }
+
+  fn redis(c: &Config) -> &RedisConfig {
+    match &c.backend {
+      Backend::Redis(r) => r,
+      other => panic!("expected redis, got {other:?}"),
+    }
+  }
+
+  #[test]
+  fn redis_connection_forms() {
+    let c = parse(
+      r#"{"type":"redis","connection":{"host":"10.0.0.1","port":7000,"password":"p@ss","db":2}}"#,
+    )
+    .unwrap();
+    let r = redis(&c);
+    assert_eq!(r.nodes[0].label, "10.0.0.1:7000");
+    assert_eq!(r.nodes[0].url, "redis://:p%40ss@10.0.0.1:7000/2");
+    assert_eq!(r.quorum(), 1);
+    assert_eq!(
+      (
+        r.retry_count,
+        r.retry_delay_ms,
+        r.retry_jitter_ms,
+        r.drift_factor
+      ),
+      (10, 200.0, 100.0, 0.01)
+    );
+
+    let c = parse(r#"{"lockConfig":{"type":"redis","connection":["redis://a:1","redis://u:secret@b:2/0","rediss://c"]}}"#).unwrap();
+    let r = redis(&c);
+    let labels: Vec<_> = r.nodes.iter().map(|n| n.label.as_str()).collect();
+    assert_eq!(labels, ["a:1", "b:2", "c:6379"]);
+    assert_eq!(r.quorum(), 2);
+  }
+
+  #[test]
+  fn redis_errors_name_the_field_and_hide_secrets() {
+    let e = parse(r#"{"type":"redis","connection":"http://u:secret@x"}"#).unwrap_err();
+    assert!(e.message.starts_with("connection"), "{}", e.message);
+    assert!(!e.message.contains("secret"));
+    let e = parse(r#"{"type":"redis","connection":[]}"#).unwrap_err();
+    assert_eq!(e.code, Code::Config);
+    let e = parse(r#"{"type":"redis","connection":{"port":"6379"}}"#).unwrap_err();
+    assert_eq!(e.code, Code::ConfigType);
+    assert!(e.message.starts_with("connection.port"));
+    let e = parse(r#"{"type":"redis","lockOptions":{"retryCount":1.5}}"#).unwrap_err();
+    assert_eq!(e.code, Code::ConfigRange);
+    assert!(e.message.starts_with("lockOptions.retryCount"));
+    let e = parse(r#"{"type":"redis","lockOptions":{"driftFactor":-1}}"#).unwrap_err();
+    assert!(e.message.starts_with("lockOptions.driftFactor"));
   }
 
   #[test]

@@ -3,13 +3,16 @@
 //!
 //! The crate is split by responsibility: `config` parses what users pass to `create()`,
 //! `error` holds the stable error codes, `token` derives lock tokens, `memory` is the
-//! in-memory backend (lock table, waiter queues, deadline timer), and `bindings` is the
-//! only module that knows about N-API.
+//! in-memory backend (lock table, waiter queues, deadline timer), `redis` the Redlock
+//! backend (with `runtime`, its I/O threads), and `bindings` is the only module that
+//! knows about N-API.
 
 pub mod config;
 pub mod error;
 pub mod key;
 pub mod memory;
+pub mod redis;
+pub mod runtime;
 pub mod token;
 
 mod bindings;

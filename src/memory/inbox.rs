@@ -12,6 +12,8 @@ pub enum Event {
   Granted(Id),
   /// The waiter's wait budget ran out; it has left the queue.
   TimedOut(Id),
+  /// A request to a network backend finished; its outcome waits to be taken.
+  Done(Id),
 }
 
 /// Wakes the JS thread that owns an inbox (a weak threadsafe function in production).
