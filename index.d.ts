@@ -1,7 +1,30 @@
+/** One Redis master: an object or a `redis://` / `rediss://` URL. */
+export type RedisConnection =
+  | string
+  | { host?: string; port?: number; username?: string; password?: string; db?: number; tls?: boolean }
+
+/** node-redlock's options, plus the timeouts the Redlock spec asks for. */
+export interface RedisLockOptions {
+  /** Expected clock drift as a share of the ttl; drift = driftFactor × ttl + 2 ms. Default 0.01. */
+  driftFactor?: number
+  /** Attempts after the first; -1 = no limit. Default 10. */
+  retryCount?: number
+  /** ms between attempts. Default 200. */
+  retryDelay?: number
+  /** The delay is retryDelay ± retryJitter ms. Default 100. */
+  retryJitter?: number
+  /** Bound on one command to one node, ms. Default 500. */
+  nodeTimeout?: number
+  /** Bound on connecting to one node, ms. Default 1000. */
+  connectTimeout?: number
+}
+
 /** Options of `create()`, flat or under `lockConfig` (which wins). */
 export interface LockConfig {
   /** Backend. Default `'inMemory'`. */
-  type?: 'inMemory'
+  type?: 'inMemory' | 'redis'
+  /** Redis: one node, or an array of independent masters (Redlock, quorum ⌊N/2⌋+1). Default 127.0.0.1:6379. */
+  connection?: RedisConnection | RedisConnection[]
   /** In memory: attempts after the first before giving up; negative waits without limit. Default 10. */
   retry?: number
   /** In memory: ms between attempts; a contended lock() waits up to `retry × delay` ms. Default 200. */
@@ -10,8 +33,8 @@ export interface LockConfig {
   ttl?: number
   /** `'instance'` (default): locks belong to this manager. `'process'`: one table for every manager of the process, worker threads included. */
   scope?: 'instance' | 'process'
-  /** node-redlock's names, accepted for inMemory as `retry` / `delay`. */
-  lockOptions?: { retryCount?: number; retryDelay?: number; driftFactor?: number; retryJitter?: number }
+  /** Redis: node-redlock's options. For inMemory, `retryCount` / `retryDelay` stand for `retry` / `delay`. */
+  lockOptions?: RedisLockOptions
 }
 
 export interface CreateOptions extends LockConfig {
@@ -29,7 +52,7 @@ export interface LockOptions {
 }
 
 export declare class LockHandle implements AsyncDisposable {
-  private constructor()
+  protected constructor()
   /** The locked key, exactly as stored. */
   readonly resource: string
   /** The lock's unguessable token (32 hex chars). */
@@ -59,22 +82,59 @@ export declare class InMemoryLock {
   destroy(): Promise<void>
 }
 
-export type Lock = InMemoryLock
+/** A Redis (Redlock) lock manager. */
+export declare class RedisLock {
+  constructor(options?: CreateOptions)
+  readonly namespace: string | undefined
+  readonly type: 'redis'
+  /** Keys this manager holds or awaits in this process. */
+  readonly size: number
+  /** Locks `key` (the Redis key is exactly `key`). Calls of this manager for one key queue locally, FIFO. */
+  lock(key: string, ttl?: number | LockOptions): Promise<RedisLockHandle>
+  /** Locks `${namespace}:${key}`. */
+  lockNs(key: string, ttl?: number | LockOptions): Promise<RedisLockHandle>
+  /** Releases held locks, rejects queued lock() calls, closes the connections. Idempotent. */
+  destroy(): Promise<void>
+}
 
-/** Creates a lock manager. Synchronous; throws on a bad configuration. */
+export declare class RedisLockHandle extends LockHandle {
+  /** Attempts the acquisition took. */
+  readonly attempts: number
+  extend(ttl?: number): Promise<RedisLockHandle>
+}
+
+export type Lock = InMemoryLock | RedisLock
+
+/**
+ * Creates a lock manager. Synchronous; throws on a bad configuration. The result's class
+ * follows `type` when it is known statically; with `lockConfig` from an environment
+ * string it is the `Lock` union.
+ */
+export declare function create(
+  options: CreateOptions & ({ type: 'redis'; lockConfig?: undefined } | { lockConfig: LockConfig & { type: 'redis' } }),
+): RedisLock
+export declare function create(
+  options?: CreateOptions & { type?: 'inMemory'; lockConfig?: LockConfig & { type?: 'inMemory' } },
+): InMemoryLock
 export declare function create(options?: CreateOptions): Lock
 /** A promise version of setTimeout. */
 export declare function wait(ms: number): Promise<void>
 
-export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED'
+export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE'
 
-/** Contention outlasted the wait budget (`E_LOCK_BUSY`), or extend() of a lock no longer held (`E_LOCK_EXPIRED`). */
+/**
+ * `E_LOCK_BUSY`: the resource stayed held for the whole retry budget. `E_LOCK_EXPIRED`:
+ * extend() of a lock no longer held. `E_UNAVAILABLE` (Redis): no quorum of nodes could be
+ * reached; `causes` says why for each node.
+ */
 export declare class LockError extends Error {
   readonly name: 'LockError'
   readonly code: LockErrorCode
   /** Attempts made (`retry + 1` for a busy lock, 0 for an expired one). */
   readonly attempts: number
   readonly resource: string
+  /** E_UNAVAILABLE: `host:port: reason` per failing node (never credentials). */
+  readonly causes?: string[]
 }
 /** A configuration problem (`E_CONFIG`). Wrong-typed / out-of-range options throw TypeError / RangeError with the same code. */
 export declare class ConfigError extends Error {
@@ -97,6 +157,7 @@ declare const oxlock: {
   create: typeof create
   wait: typeof wait
   InMemoryLock: typeof InMemoryLock
+  RedisLock: typeof RedisLock
   LockHandle: typeof LockHandle
   LockError: typeof LockError
   ConfigError: typeof ConfigError

@@ -452,6 +452,11 @@ class RedisLock {
     }
   }
 
+  /** Keys this manager holds or awaits in this process (idle keys cost nothing). */
+  get size() {
+    return native.redisKeyCount(this._index)
+  }
+
   #lock(key, options) {
     let ttl = this._ttl
     let signal

@@ -4,13 +4,14 @@ import Lock, {
   create,
   wait,
   InMemoryLock,
+  RedisLock,
   LockHandle,
   LockError,
   ConfigError,
   DestroyedError,
   AbortError,
 } from 'oxlock'
-import type { CreateOptions, LockConfig, LockOptions, LockErrorCode, Lock as LockManager } from 'oxlock'
+import type { CreateOptions, LockConfig, LockOptions, LockErrorCode, Lock as LockManager, RedisLockHandle } from 'oxlock'
 import * as Relative from '../index.js'
 import LockCjs = require('oxlock')
 
@@ -32,7 +33,7 @@ async function readme(): Promise<void> {
   const ac = new AbortController()
   lock.lock('myKey', { ttl: 1000, signal: ac.signal }) // ac.abort() leaves the queue at once
 
-  lock.isLocked('myKey') // sync: is it held right now?
+  if (lock instanceof InMemoryLock) lock.isLocked('myKey') // in memory: is it held right now?
   lock.size // keys held or awaited in this manager (idle keys cost nothing)
   await lock.destroy() // releases everything; queued lock() calls reject E_DESTROYED
 
@@ -47,7 +48,7 @@ async function readme(): Promise<void> {
 
 async function examples(): Promise<void> {
   // create() with lockConfig as an object (the @leverege/lock shape) ...
-  const lock: LockManager = Lock.create({
+  const lock: InMemoryLock = Lock.create({
     namespace: 'app',
     lockConfig: { type: 'inMemory', retry: 10, delay: 200, ttl: 10_000, scope: 'instance' },
   })
@@ -103,7 +104,7 @@ async function examples(): Promise<void> {
   } catch (e) {
     if (e instanceof LockError) {
       const code: LockErrorCode = e.code
-      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' = e.code
+      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' = e.code
       const attempts: number = e.attempts
       const res: string = e.resource
       const name: 'LockError' = e.name
@@ -182,3 +183,34 @@ async function misuses(lock: LockManager, h: LockHandle): Promise<void> {
 void readme
 void examples
 void misuses
+
+// The Redis backend: the class follows `type`, handles carry `attempts`, errors `causes`.
+async function redisExamples(): Promise<void> {
+  const one: RedisLock = create({ type: 'redis', namespace: 'app', connection: { host: '127.0.0.1', port: 6379, password: 'pw', db: 0 } })
+  const quorum: RedisLock = create({
+    lockConfig: {
+      type: 'redis',
+      connection: ['redis://10.0.0.1:6379', 'redis://10.0.0.2:6379', { host: '10.0.0.3' }],
+      lockOptions: { driftFactor: 0.01, retryCount: 10, retryDelay: 200, retryJitter: 100, nodeTimeout: 50, connectTimeout: 500 },
+    },
+  })
+  const viaClass = new RedisLock({ type: 'redis', connection: 'rediss://user:pw@host:6380/1' })
+  const h: RedisLockHandle = await one.lockNs('invoice', { ttl: 1000 })
+  const attempts: number = h.attempts
+  const again: RedisLockHandle = await h.extend(2000)
+  await again.unlock()
+  try {
+    await quorum.lock('k', 1000)
+  } catch (e) {
+    if (e instanceof LockError && e.code === 'E_UNAVAILABLE') {
+      const causes: string[] | undefined = e.causes
+      void causes
+    }
+  }
+  const size: number = quorum.size
+  // @ts-expect-error isLocked is in-memory only
+  quorum.isLocked('k')
+  void [attempts, size, viaClass]
+  await Promise.all([one.destroy(), quorum.destroy(), viaClass.destroy()])
+}
+void redisExamples

@@ -381,6 +381,12 @@ pub fn redis_cancel(manager: f64, req: f64) {
   }
 }
 
+/// Keys held or awaited through this Redis manager in this process.
+#[napi(catch_unwind)]
+pub fn redis_key_count(manager: f64) -> f64 {
+  redis_manager(manager).map_or(0.0, |m| m.key_count() as f64)
+}
+
 /// Starts an unlock; returns the request id.
 #[napi(catch_unwind)]
 pub fn redis_unlock(manager: f64, lock_id: f64) -> Result<f64, Code> {

@@ -141,6 +141,18 @@ impl RedisManager {
     }
   }
 
+  fn forget_key(&self, key: &str) {
+    let gate = self.gates.lock().get(key).cloned();
+    if let Some(gate) = gate {
+      self.forget_gate(key, gate);
+    }
+  }
+
+  /// Keys with a local gate (held or awaited in this process): for tests and stats.
+  pub fn key_count(&self) -> usize {
+    self.gates.lock().len()
+  }
+
   /// Starts a lock request; its outcome arrives as `Event::Done(req)`.
   pub fn lock(self: &Arc<Self>, key: String, ttl: Duration) -> Id {
     if self.destroyed.load(Ordering::Acquire) {
@@ -204,7 +216,9 @@ impl RedisManager {
             _guard: guard,
           },
         );
-        self.watch_expiry(lock_id, key, gate);
+        // The guard keeps the gate alive while held; ours must not count as a user.
+        drop(gate);
+        self.watch_expiry(lock_id, key);
         Outcome::Locked {
           lock_id,
           token: acq.token,
@@ -221,7 +235,7 @@ impl RedisManager {
   }
 
   /// Opens the local gate when a lock's validity runs out without unlock (or extend).
-  fn watch_expiry(self: &Arc<Self>, lock_id: Id, key: String, gate: Arc<Gate<()>>) {
+  fn watch_expiry(self: &Arc<Self>, lock_id: Id, key: String) {
     let me = Arc::downgrade(self);
     crate::runtime::runtime().spawn(async move {
       while let Some(until) = me
@@ -233,9 +247,10 @@ impl RedisManager {
         let mut held = m.held.lock();
         match held.get(&lock_id) {
           Some(h) if h.valid_until <= Instant::now() => {
-            held.remove(&lock_id);
+            let expired = held.remove(&lock_id);
             drop(held);
-            m.forget_gate(&key, gate);
+            drop(expired); // opens the gate
+            m.forget_key(&key);
             break;
           }
           Some(_) => continue, // extended
@@ -262,11 +277,8 @@ impl RedisManager {
       if let (Some(h), Some(redlock)) = (held, redlock) {
         redlock.release(&h.key, &h.token).await;
         let key = h.key.clone();
-        drop(h);
-        let gate = me.gates.lock().get(&key).cloned();
-        if let Some(gate) = gate {
-          me.forget_gate(&key, gate);
-        }
+        drop(h); // opens the gate
+        me.forget_key(&key);
       }
       Outcome::Done
     })
