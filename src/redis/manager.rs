@@ -42,6 +42,16 @@ struct Held {
   valid_until: Instant,
   /// The local gate of the key: the next local caller proceeds once this drops.
   _guard: OwnedMutexGuard<()>,
+  /// The task that opens the gate at `valid_until`; stopped on unlock.
+  watcher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Held {
+  fn drop(&mut self) {
+    if let Some(w) = self.watcher.take() {
+      w.abort();
+    }
+  }
 }
 
 pub struct RedisManager {
@@ -214,11 +224,15 @@ impl RedisManager {
             token: acq.token.clone(),
             valid_until: acq.valid_until,
             _guard: guard,
+            watcher: None,
           },
         );
         // The guard keeps the gate alive while held; ours must not count as a user.
         drop(gate);
-        self.watch_expiry(lock_id, key);
+        let watcher = self.watch_expiry(lock_id, key);
+        if let Some(h) = self.held.lock().get_mut(&lock_id) {
+          h.watcher = Some(watcher);
+        }
         Outcome::Locked {
           lock_id,
           token: acq.token,
@@ -235,29 +249,35 @@ impl RedisManager {
   }
 
   /// Opens the local gate when a lock's validity runs out without unlock (or extend).
-  fn watch_expiry(self: &Arc<Self>, lock_id: Id, key: String) {
+  fn watch_expiry(self: &Arc<Self>, lock_id: Id, key: String) -> tokio::task::AbortHandle {
     let me = Arc::downgrade(self);
-    crate::runtime::runtime().spawn(async move {
-      while let Some(until) = me
-        .upgrade()
-        .and_then(|m| m.held.lock().get(&lock_id).map(|h| h.valid_until))
-      {
-        tokio::time::sleep_until(until.into()).await;
-        let Some(m) = me.upgrade() else { break };
-        let mut held = m.held.lock();
-        match held.get(&lock_id) {
-          Some(h) if h.valid_until <= Instant::now() => {
-            let expired = held.remove(&lock_id);
-            drop(held);
-            drop(expired); // opens the gate
-            m.forget_key(&key);
-            break;
+    crate::runtime::runtime()
+      .spawn(async move {
+        while let Some(until) = me
+          .upgrade()
+          .and_then(|m| m.held.lock().get(&lock_id).map(|h| h.valid_until))
+        {
+          tokio::time::sleep_until(until.into()).await;
+          let Some(m) = me.upgrade() else { break };
+          let mut held = m.held.lock();
+          match held.get(&lock_id) {
+            Some(h) if h.valid_until <= Instant::now() => {
+              let mut expired = held.remove(&lock_id);
+              drop(held);
+              // This task is the watcher: it must not abort itself.
+              if let Some(h) = expired.as_mut() {
+                h.watcher = None;
+              }
+              drop(expired); // opens the gate
+              m.forget_key(&key);
+              break;
+            }
+            Some(_) => continue, // extended
+            None => break,       // unlocked (that path forgets the gate)
           }
-          Some(_) => continue, // extended
-          None => break,       // unlocked (that path forgets the gate)
         }
-      }
-    });
+      })
+      .abort_handle()
   }
 
   /// Aborts a queued or running lock request (its outcome is still posted, and ignored).
