@@ -5,6 +5,10 @@
 // Adding a scenario: write a function (adapter, n, out) below that runs n ops, register it
 // in SCENARIOS with its backend (the adapter factory it needs, e.g. 'memory' or 'redis'),
 // and give each adapter in bench/adapters/ the method it calls.
+//
+// Redis scenarios get the servers from `--redis host:port,host:port,...` (bench/run.mjs
+// starts them); a scenario with `nodes: N` hands the first N to the adapter's factory as
+// `redis(nodes, REDIS_SETTINGS)`.
 
 import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
@@ -12,15 +16,55 @@ import { pathToFileURL } from 'node:url'
 export const S1_KEYS = Array.from({ length: 1024 }, (_, i) => `k${i}`)
 export const S2_KEY = 'hot'
 export const S2_TASKS = 256
+export const S4_TASKS = 256
+export const S4_KEYS = Array.from({ length: S4_TASKS }, (_, i) => `c${i}`)
+export const S5_KEY = 'hot'
+export const S5_TASKS = 64
+
+// Every Redis library gets the same ttl and retry policy (its own option names; see the
+// adapters). The retry budget is far beyond any wait here, so nobody should give up.
+export const REDIS_SETTINGS = {
+  ttl: 10000, // ms; no lock expires during a run
+  retryCount: 100000, // attempts after the first (redis-semaphore: acquireTimeout = retryCount * retryDelay)
+  retryDelay: 10, // ms between attempts
+  retryJitter: 5, // ± ms (redis-semaphore and the raw loop have no jitter: a fixed 10 ms)
+}
 
 // S1: n sequential lock+unlock cycles on distinct keys k0..k1023 (cycling).
 function s1(a, n, out) {
   return a.s1(S1_KEYS, n, out)
 }
 
-// S2: S2_TASKS concurrent tasks on one key, n critical sections in all. The critical
-// section yields once (await) while held, so the other tasks run meanwhile and a broken
-// lock would show as two holders.
+// S5's shared state. st.section() is S2's critical section: it throws if two tasks hold
+// the lock at once, and yields once (await) while held. st.giveUp(err) counts a lock()
+// that rejected (retry budget exhausted, or any other error); the task then calls lock()
+// again for the same operation, so n critical sections still complete.
+function contended(n) {
+  const st = {
+    n,
+    started: 0,
+    done: 0,
+    holders: 0,
+    giveUps: 0,
+    giveUpErrors: {},
+    async section() {
+      if (++st.holders > 1) throw new ExclusionViolation(st.holders)
+      await null
+      st.holders--
+      st.done++
+    },
+    giveUp(e) {
+      st.giveUps++
+      const what = `${e?.name ?? 'Error'}${e?.code ? ` ${e.code}` : ''}: ${String(e?.message ?? e).slice(0, 200)}`
+      st.giveUpErrors[what] = (st.giveUpErrors[what] ?? 0) + 1
+      if (st.giveUps > 1000) throw new Error(`more than 1000 give-ups in one batch; first: ${Object.keys(st.giveUpErrors)[0]}`)
+    },
+  }
+  return st
+}
+
+// S2: S2_TASKS concurrent tasks on one key, n critical sections in all. (Its own state
+// object, as before the Redis scenarios, so in-memory numbers stay comparable.)
 async function s2(a, n, out) {
   const st = {
     n,
@@ -41,9 +85,41 @@ async function s2(a, n, out) {
   return { checked: st.done, violations: 0 }
 }
 
+// S3 (and S6a over 3 nodes): n sequential lock+unlock cycles on distinct keys k0..k1023.
+function s3(a, n, out) {
+  return a.s3(S1_KEYS, n, out)
+}
+
+// S4 (and S6b over 3 nodes): S4_TASKS concurrent tasks, each on its own key, n lock+unlock
+// cycles in all. out[j]: one whole cycle.
+async function s4(a, n, out) {
+  const st = { n, started: 0 }
+  const tasks = []
+  for (let i = 0; i < S4_TASKS; i++) tasks.push(a.s4Task(S4_KEYS[i], st, out))
+  await Promise.all(tasks)
+}
+
+// S5: S5_TASKS concurrent tasks on one key through Redis, n critical sections in all.
+// out[j]: wait from the first lock() call of the operation to acquisition (give-ups and
+// the calls after them included).
+async function s5(a, n, out) {
+  const st = contended(n)
+  const tasks = []
+  for (let i = 0; i < S5_TASKS; i++) tasks.push(a.s5Task(S5_KEY, st, out))
+  await Promise.all(tasks)
+  if (st.done !== n || st.holders !== 0) throw new Error(`S5 accounting: done ${st.done}/${n}, holders ${st.holders}`)
+  return { checked: st.done, violations: 0, giveUps: st.giveUps, giveUpErrors: st.giveUpErrors }
+}
+
+// checks: the scenario returns { checked, violations[, giveUps] } for each batch.
 export const SCENARIOS = {
   S1: { backend: 'memory', run: s1, minOps: 1000 },
-  S2: { backend: 'memory', run: s2, minOps: 4 * S2_TASKS },
+  S2: { backend: 'memory', run: s2, minOps: 4 * S2_TASKS, checks: true },
+  S3: { backend: 'redis', nodes: 1, run: s3, minOps: 200 },
+  S4: { backend: 'redis', nodes: 1, run: s4, minOps: 4 * S4_TASKS },
+  S5: { backend: 'redis', nodes: 1, run: s5, minOps: 4 * S5_TASKS, checks: true },
+  S6a: { backend: 'redis', nodes: 3, run: s3, minOps: 200 },
+  S6b: { backend: 'redis', nodes: 3, run: s4, minOps: 4 * S4_TASKS },
 }
 
 export class ExclusionViolation extends Error {
@@ -58,11 +134,17 @@ const gc = globalThis.gc ?? (() => {})
 async function measure(sc, a, o) {
   let checked = 0
   let violations = 0
+  let giveUps = 0
+  const giveUpErrors = {}
   const run = async (n, out) => {
     const r = await sc.run(a, n, out)
     if (r) {
       checked += r.checked
       violations += r.violations
+      if (r.giveUps) {
+        giveUps += r.giveUps
+        for (const [k, v] of Object.entries(r.giveUpErrors)) giveUpErrors[k] = (giveUpErrors[k] ?? 0) + v
+      }
     }
   }
 
@@ -80,9 +162,12 @@ async function measure(sc, a, o) {
     if (spent >= o.warmupMs) break
     if (dt < o.batchMs / 2) n *= 2
   }
-  await run(Math.min(o.latOps, 5000), new Float64Array(Math.min(o.latOps, 5000))) // warm the timed path too
-
   const batchOps = Math.max(sc.minOps, Math.round(rate * o.batchMs))
+  // Latency batches: latOps each, or (with --lat-ms) as many as fit in about latMs.
+  const latOps = o.latMs > 0 ? Math.max(sc.minOps, Math.min(o.latOps, Math.round(rate * o.latMs))) : o.latOps
+  const warmTimed = Math.min(latOps, 5000, batchOps)
+  await run(warmTimed, new Float64Array(warmTimed)) // warm the timed path too
+
   const batches = []
   for (let b = 0; b < o.batches; b++) {
     gc()
@@ -91,14 +176,14 @@ async function measure(sc, a, o) {
     batches.push((batchOps * 1000) / (performance.now() - t))
   }
 
-  const lat = new Float64Array(o.latOps * o.latBatches)
+  const lat = new Float64Array(latOps * o.latBatches)
   const timedRates = []
   for (let b = 0; b < o.latBatches; b++) {
     gc()
-    const out = lat.subarray(b * o.latOps, (b + 1) * o.latOps)
+    const out = lat.subarray(b * latOps, (b + 1) * latOps)
     const t = performance.now()
-    await run(o.latOps, out)
-    timedRates.push((o.latOps * 1000) / (performance.now() - t))
+    await run(latOps, out)
+    timedRates.push((latOps * 1000) / (performance.now() - t))
   }
   for (let i = 0; i < lat.length; i++) lat[i] *= 1000 // ms -> µs
   lat.sort()
@@ -110,7 +195,8 @@ async function measure(sc, a, o) {
     batchOps,
     latencyUs: { samples: lat.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: lat[lat.length - 1] },
     timedOpsPerSec: median(timedRates), // with per-op timing: for reference only
-    ...(sc.run === s2 ? { checked, violations } : {}),
+    ...(sc.checks ? { checked, violations } : {}),
+    ...(sc.run === s5 ? { giveUps, giveUpErrors } : {}),
   }
 }
 
@@ -129,6 +215,8 @@ async function main() {
       batches: { type: 'string', default: '8' },
       'lat-ops': { type: 'string', default: '20000' },
       'lat-batches': { type: 'string', default: '3' },
+      'lat-ms': { type: 'string', default: '0' },
+      redis: { type: 'string', default: '' },
     },
   })
   const [lib, scenario] = positionals
@@ -140,10 +228,24 @@ async function main() {
     batches: Number(values.batches),
     latOps: Number(values['lat-ops']),
     latBatches: Number(values['lat-batches']),
+    latMs: Number(values['lat-ms']),
   }
   const mod = await import(`./adapters/${lib}.mjs`)
   if (typeof mod[sc.backend] !== 'function') throw new Error(`adapter ${lib} has no '${sc.backend}' backend`)
-  const a = await mod[sc.backend]()
+  let a
+  if (sc.backend === 'redis') {
+    const nodes = values.redis
+      .split(',')
+      .filter(Boolean)
+      .map((hp) => {
+        const i = hp.lastIndexOf(':')
+        return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) }
+      })
+    if (nodes.length < sc.nodes) throw new Error(`${scenario} needs ${sc.nodes} Redis node(s) in --redis host:port,..., got '${values.redis}'`)
+    a = await mod.redis(nodes.slice(0, sc.nodes), REDIS_SETTINGS)
+  } else {
+    a = await mod[sc.backend]()
+  }
   const t0 = performance.now()
   const res = await measure(sc, a, o)
   const leftover = a.stateSize?.()
