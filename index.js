@@ -59,10 +59,21 @@ function deliver(events) {
   }
 }
 
+// Redis lock requests aborted before they finished, by request id: nobody awaits them
+// (so they keep nothing alive), but a lock their last attempt took must be given back.
+const orphans = new Map()
+
 // A Redis request finished: hand its outcome to whoever waits for it.
 function settle(req) {
   const w = pending.get(req)
-  if (w === undefined) return
+  if (w === undefined) {
+    const m = orphans.get(req)
+    if (m === undefined) return
+    orphans.delete(req)
+    const o = native.redisTake(m._index, req)
+    if (o && o.kind === 'locked') native.redisUnlock(m._index, o.lockId)
+    return
+  }
   removePending(req)
   forget(w)
   w.done(native.redisTake(w.manager._index, req))
@@ -497,6 +508,8 @@ class RedisLock {
       if (signal !== undefined) {
         w.onAbort = () => {
           w.settled = true
+          removePending(req)
+          orphans.set(req, this)
           native.redisCancel(this._index, req)
           signal.removeEventListener('abort', w.onAbort)
           reject(new AbortError(w.key, signal.reason))

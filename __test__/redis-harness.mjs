@@ -7,6 +7,7 @@
 //   await servers[0].cmd('GET', 'k')      // one command over a raw socket
 //
 // If redis-server is missing the suite fails loudly (CI installs it): it is never skipped.
+// REDIS_SERVER_BIN overrides the binary.
 import { after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFileSync } from 'node:child_process'
@@ -32,12 +33,37 @@ const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxlock-redis-'))
 const live = new Set()
 
 // Whatever happens to the test process, its servers go with it (SIGKILL also ends stopped ones).
-process.on('exit', () => {
+function killAll() {
   for (const s of live) s._signal('SIGKILL')
+}
+process.on('exit', () => {
+  killAll()
   try {
     fs.rmSync(workDir, { recursive: true, force: true })
   } catch {}
 })
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    killAll()
+    process.kill(process.pid, sig)
+  })
+}
+// And if this process is SIGKILLed (a runner's timeout), a watchdog kills what is left: every
+// server writes a pid file into workDir, removed when the harness stops it.
+{
+  const watchdog = spawn(
+    '/bin/sh',
+    [
+      '-c',
+      'while kill -0 "$0" 2>/dev/null; do sleep 1; done; for f in "$1"/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done; rm -rf "$1"',
+      String(process.pid),
+      workDir,
+    ],
+    { stdio: 'ignore', detached: true },
+  )
+  watchdog.on('error', () => {})
+  watchdog.unref()
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -154,6 +180,7 @@ export class RedisServer {
     this.proc = null
     this.paused = false
     this.logFile = path.join(workDir, `redis-${port}.log`)
+    this.pidFile = path.join(workDir, `redis-${port}.pid`)
   }
 
   get url() {
@@ -197,6 +224,7 @@ export class RedisServer {
         '--daemonize', 'no',
         '--dir', workDir,
         '--logfile', this.logFile,
+        '--pidfile', this.pidFile,
         '--protected-mode', 'no',
         ...this.args,
       ],
@@ -228,8 +256,18 @@ export class RedisServer {
         throw err
       }
       try {
-        if ((await redisCmd(this.port, ['PING'], { timeout: 500 })) === 'PONG') return this
+        if ((await redisCmd(this.port, ['PING'], { timeout: 500 })) === 'PONG') {
+          // Ours, or another server that took the port first (then ours is exiting)?
+          const info = await redisCmd(this.port, ['INFO', 'server'], { timeout: 500 })
+          const pid = Number(/process_id:(\d+)/.exec(info)?.[1])
+          if (pid === proc.pid) return this
+          await this.kill()
+          const err = new Error(`port ${this.port} is answered by another redis-server (pid ${pid})`)
+          err.addressInUse = true
+          throw err
+        }
       } catch (e) {
+        if (e.addressInUse) throw e
         // A server with a password answers, just not with PONG: it is up.
         if (e.redisError && /NOAUTH/.test(e.message)) return this
       }
@@ -258,6 +296,9 @@ export class RedisServer {
     this.proc = null
     this.paused = false
     live.delete(this)
+    try {
+      fs.rmSync(this.pidFile, { force: true })
+    } catch {}
   }
 
   /** SIGSTOP: the port still accepts connections (kernel backlog) but nothing answers. */

@@ -1,17 +1,17 @@
 //! A Redis lock manager: what one `create({ type: 'redis' })` owns.
 //!
-//! Concurrent `lock()` calls of this process for one key queue locally, FIFO, on a gate,
-//! so only the head of the queue talks to Redis; the others wait for its unlock (or its
-//! validity to run out), not for a retry timer. Every request runs as a task on the I/O
-//! runtime and ends with an `Outcome` posted to the JS thread's inbox: completions that
-//! arrive together wake the JS thread once.
+//! Concurrent `lock()` calls of a manager for one key queue locally, FIFO in call order,
+//! on a gate, so only the head of the queue talks to Redis; the next one starts when the
+//! head unlocks or its key expires, not at a retry timer. Every request runs as a task on
+//! the I/O runtime and ends with an `Outcome` posted to the JS thread's inbox:
+//! completions that arrive together wake the JS thread once.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex as Gate, OwnedMutexGuard};
+use tokio::sync::{oneshot, Notify};
 
 use super::node::Node;
 use super::redlock::{Failure, Redlock};
@@ -36,13 +36,21 @@ pub enum Outcome {
   Destroyed,
 }
 
+/// A key's local queue: whether someone of this manager has it, and who waits, in call
+/// order. Waiters whose receiver is gone (aborted, timed out) are skipped.
+#[derive(Default)]
+struct Gate {
+  taken: bool,
+  waiters: VecDeque<oneshot::Sender<()>>,
+}
+
 struct Held {
   key: String,
   token: String,
   valid_until: Instant,
-  /// The local gate of the key: the next local caller proceeds once this drops.
-  _guard: OwnedMutexGuard<()>,
-  /// The task that opens the gate at `valid_until`; stopped on unlock.
+  /// When the key is gone from Redis at the latest: the gate opens then for the next
+  /// local caller (at `valid_until` the key may still be there for a few ms of drift).
+  expires_at: Instant,
   watcher: Option<tokio::task::AbortHandle>,
 }
 
@@ -54,18 +62,38 @@ impl Drop for Held {
   }
 }
 
+/// Abort of one lock request: a flag checked between attempts, and a wake-up for a
+/// request waiting in the local queue.
+#[derive(Default)]
+struct Cancel {
+  flag: AtomicBool,
+  wake: Notify,
+}
+
+impl Cancel {
+  fn cancel(&self) {
+    self.flag.store(true, Ordering::Release);
+    self.wake.notify_one();
+  }
+
+  fn is_set(&self) -> bool {
+    self.flag.load(Ordering::Acquire)
+  }
+}
+
 pub struct RedisManager {
   /// Taken out by `destroy()`: with the last task done, the connections close.
   redlock: Mutex<Option<Arc<Redlock>>>,
   inbox: Arc<Inbox>,
-  gates: Mutex<HashMap<String, Arc<Gate<()>>>>,
+  gates: Mutex<HashMap<String, Gate>>,
   held: Mutex<HashMap<Id, Held>>,
   outcomes: Mutex<HashMap<Id, Outcome>>,
-  cancels: Mutex<HashMap<Id, Arc<AtomicBool>>>,
-  tasks: Mutex<HashMap<Id, tokio::task::AbortHandle>>,
-  /// How long a caller may wait on the local gate: `retryCount × retryDelay` (none if negative).
+  cancels: Mutex<HashMap<Id, Arc<Cancel>>>,
+  running: Mutex<HashMap<Id, tokio::task::JoinHandle<()>>>,
+  /// How long a caller may wait in the local queue: `retryCount × retryDelay` (none if negative).
   local_wait: Option<Duration>,
   retry_count: i64,
+  node_timeout: Duration,
   destroyed: AtomicBool,
 }
 
@@ -100,10 +128,11 @@ impl RedisManager {
       held: Mutex::new(HashMap::new()),
       outcomes: Mutex::new(HashMap::new()),
       cancels: Mutex::new(HashMap::new()),
-      tasks: Mutex::new(HashMap::new()),
+      running: Mutex::new(HashMap::new()),
       local_wait: (cfg.retry_count >= 0)
         .then(|| Duration::from_secs_f64(cfg.retry_count as f64 * cfg.retry_delay_ms / 1000.0)),
       retry_count: cfg.retry_count,
+      node_timeout: timeout,
       destroyed: AtomicBool::new(false),
     }))
   }
@@ -113,7 +142,7 @@ impl RedisManager {
   }
 
   fn finish(&self, req: Id, outcome: Outcome) {
-    self.tasks.lock().remove(&req);
+    self.running.lock().remove(&req);
     self.cancels.lock().remove(&req);
     self.outcomes.lock().insert(req, outcome);
     self.inbox.push(Event::Done(req));
@@ -130,31 +159,39 @@ impl RedisManager {
   {
     let req = next_id();
     let me = self.clone();
+    // Registered before it can finish, so `finish` always finds it.
+    let mut running = self.running.lock();
     let handle = crate::runtime::runtime().spawn(async move {
       let outcome = fut.await;
       me.finish(req, outcome);
     });
-    self.tasks.lock().insert(req, handle.abort_handle());
+    running.insert(req, handle);
     req
   }
 
-  fn gate(&self, key: &str) -> Arc<Gate<()>> {
-    self.gates.lock().entry(key.to_owned()).or_default().clone()
-  }
-
-  /// Drops the key's gate when nobody else holds or awaits it (idle keys cost nothing).
-  fn forget_gate(&self, key: &str, gate: Arc<Gate<()>>) {
+  /// Takes the key's gate now, or a place in its queue (decided here, in call order).
+  fn enter_gate(&self, key: &str) -> Option<oneshot::Receiver<()>> {
     let mut gates = self.gates.lock();
-    // The map's reference and ours: nobody else waits or holds.
-    if Arc::strong_count(&gate) == 2 {
-      gates.remove(key);
+    let gate = gates.entry(key.to_owned()).or_default();
+    if !gate.taken {
+      gate.taken = true;
+      return None;
     }
+    let (tx, rx) = oneshot::channel();
+    gate.waiters.push_back(tx);
+    Some(rx)
   }
 
-  fn forget_key(&self, key: &str) {
-    let gate = self.gates.lock().get(key).cloned();
-    if let Some(gate) = gate {
-      self.forget_gate(key, gate);
+  /// Passes the gate to the first waiter still waiting, or frees it (idle keys cost nothing).
+  fn leave_gate(&self, key: &str) {
+    let mut gates = self.gates.lock();
+    if let Some(gate) = gates.get_mut(key) {
+      while let Some(next) = gate.waiters.pop_front() {
+        if next.send(()).is_ok() {
+          return;
+        }
+      }
+      gates.remove(key);
     }
   }
 
@@ -165,17 +202,17 @@ impl RedisManager {
 
   /// Starts a lock request; its outcome arrives as `Event::Done(req)`.
   pub fn lock(self: &Arc<Self>, key: String, ttl: Duration) -> Id {
-    if self.destroyed.load(Ordering::Acquire) {
-      return self.spawn(async { Outcome::Destroyed });
-    }
-    let Some(redlock) = self.redlock() else {
-      return self.spawn(async { Outcome::Destroyed });
+    let redlock = match self.redlock() {
+      Some(r) if !self.destroyed.load(Ordering::Acquire) => r,
+      _ => return self.spawn(async { Outcome::Destroyed }),
     };
-    let cancelled = Arc::new(AtomicBool::new(false));
+    let queued = self.enter_gate(&key);
+    let cancel = Arc::new(Cancel::default());
     let me = self.clone();
-    let flag = cancelled.clone();
-    let req = self.spawn(async move { me.run_lock(redlock, key, ttl, flag).await });
-    self.cancels.lock().insert(req, cancelled);
+    let c = cancel.clone();
+    let mut cancels = self.cancels.lock();
+    let req = self.spawn(async move { me.run_lock(redlock, key, ttl, queued, c).await });
+    cancels.insert(req, cancel);
     req
   }
 
@@ -184,32 +221,41 @@ impl RedisManager {
     redlock: Arc<Redlock>,
     key: String,
     ttl: Duration,
-    cancelled: Arc<AtomicBool>,
+    queued: Option<oneshot::Receiver<()>>,
+    cancel: Arc<Cancel>,
   ) -> Outcome {
-    let gate = self.gate(&key);
-    let guard = match self.local_wait {
-      None => Some(gate.clone().lock_owned().await),
-      Some(w) => tokio::time::timeout(w, gate.clone().lock_owned())
-        .await
-        .ok(),
-    };
-    let Some(guard) = guard else {
-      self.forget_gate(&key, gate);
-      let attempts = (self.retry_count + 1).max(1) as u32;
-      return Outcome::Failed(Failure::Busy { attempts });
-    };
-    let is_cancelled = || cancelled.load(Ordering::Acquire);
-    let result = if is_cancelled() {
+    if let Some(mut turn) = queued {
+      let budget = async {
+        match self.local_wait {
+          Some(w) => tokio::time::sleep(w).await,
+          None => std::future::pending().await,
+        }
+      };
+      let got = tokio::select! {
+        r = &mut turn => r.is_ok(),
+        _ = cancel.wake.notified() => false,
+        _ = budget => false,
+      };
+      if !got {
+        // Our turn may have come just now: then pass it on, so nobody is stranded.
+        turn.close();
+        if turn.try_recv().is_ok() {
+          self.leave_gate(&key);
+        }
+        let attempts = (self.retry_count + 1).max(1) as u32;
+        return Outcome::Failed(Failure::Busy { attempts });
+      }
+    }
+    let result = if cancel.is_set() {
       Err(Failure::Busy { attempts: 0 })
     } else {
-      redlock.acquire(&key, ttl, is_cancelled).await
+      redlock.acquire(&key, ttl, || cancel.is_set()).await
     };
     match result {
-      Ok(acq) if is_cancelled() => {
-        // Aborted while the last attempt was in flight: give it back at once.
+      Ok(acq) if cancel.is_set() => {
+        // Aborted (or destroyed) while the last attempt was in flight: give it back.
         redlock.release(&key, &acq.token).await;
-        drop(guard);
-        self.forget_gate(&key, gate);
+        self.leave_gate(&key);
         Outcome::Failed(Failure::Busy {
           attempts: acq.attempts,
         })
@@ -223,15 +269,14 @@ impl RedisManager {
             key: key.clone(),
             token: acq.token.clone(),
             valid_until: acq.valid_until,
-            _guard: guard,
+            expires_at: acq.expires_at,
             watcher: None,
           },
         );
-        // The guard keeps the gate alive while held; ours must not count as a user.
-        drop(gate);
         let watcher = self.watch_expiry(lock_id, key);
-        if let Some(h) = self.held.lock().get_mut(&lock_id) {
-          h.watcher = Some(watcher);
+        match self.held.lock().get_mut(&lock_id) {
+          Some(h) => h.watcher = Some(watcher),
+          None => watcher.abort(), // unlocked already
         }
         Outcome::Locked {
           lock_id,
@@ -241,49 +286,43 @@ impl RedisManager {
         }
       }
       Err(f) => {
-        drop(guard);
-        self.forget_gate(&key, gate);
+        self.leave_gate(&key);
         Outcome::Failed(f)
       }
     }
   }
 
-  /// Opens the local gate when a lock's validity runs out without unlock (or extend).
+  /// Opens the local gate once a lock that nobody unlocked is gone from Redis.
   fn watch_expiry(self: &Arc<Self>, lock_id: Id, key: String) -> tokio::task::AbortHandle {
     let me = Arc::downgrade(self);
     crate::runtime::runtime()
       .spawn(async move {
-        while let Some(until) = me
-          .upgrade()
-          .and_then(|m| m.held.lock().get(&lock_id).map(|h| h.valid_until))
-        {
+        let mut until = Instant::now();
+        loop {
           tokio::time::sleep_until(until.into()).await;
           let Some(m) = me.upgrade() else { break };
           let mut held = m.held.lock();
-          match held.get(&lock_id) {
-            Some(h) if h.valid_until <= Instant::now() => {
-              let mut expired = held.remove(&lock_id);
+          match held.get_mut(&lock_id) {
+            Some(h) if h.expires_at <= Instant::now() => {
+              h.watcher = None; // this task: it must not abort itself
+              held.remove(&lock_id);
               drop(held);
-              // This task is the watcher: it must not abort itself.
-              if let Some(h) = expired.as_mut() {
-                h.watcher = None;
-              }
-              drop(expired); // opens the gate
-              m.forget_key(&key);
+              m.leave_gate(&key);
               break;
             }
-            Some(_) => continue, // extended
-            None => break,       // unlocked (that path forgets the gate)
+            Some(h) => until = h.expires_at, // first look, or extended
+            None => break,                   // unlocked: that path opened the gate
           }
         }
       })
       .abort_handle()
   }
 
-  /// Aborts a queued or running lock request (its outcome is still posted, and ignored).
+  /// Aborts a queued or running lock request: it leaves the local queue at once, or gives
+  /// back the lock its last attempt took. Its outcome is still posted.
   pub fn cancel(&self, req: Id) {
-    if let Some(flag) = self.cancels.lock().get(&req) {
-      flag.store(true, Ordering::Release);
+    if let Some(c) = self.cancels.lock().get(&req) {
+      c.cancel();
     }
   }
 
@@ -294,11 +333,11 @@ impl RedisManager {
     let redlock = self.redlock();
     let me = self.clone();
     self.spawn(async move {
-      if let (Some(h), Some(redlock)) = (held, redlock) {
-        redlock.release(&h.key, &h.token).await;
-        let key = h.key.clone();
-        drop(h); // opens the gate
-        me.forget_key(&key);
+      if let Some(h) = held {
+        if let Some(redlock) = redlock {
+          redlock.release(&h.key, &h.token).await;
+        }
+        me.leave_gate(&h.key);
       }
       Outcome::Done
     })
@@ -318,9 +357,10 @@ impl RedisManager {
     let me = self.clone();
     Some(self.spawn(async move {
       match redlock.extend(&key, &token, ttl, valid_until).await {
-        Ok(new_valid) => {
+        Ok((new_valid, new_expiry)) => {
           if let Some(h) = me.held.lock().get_mut(&lock_id) {
             h.valid_until = new_valid;
+            h.expires_at = new_expiry;
           }
           Outcome::Extended {
             expiration: epoch_ms(new_valid),
@@ -331,17 +371,21 @@ impl RedisManager {
     }))
   }
 
-  /// Rejects new requests, stops running ones, releases held locks (bounded by the node
-  /// timeout), and lets the connections close. Ends `Done`.
+  /// Rejects new requests, cancels running ones (each still takes back whatever its
+  /// attempt set, within the node timeout), releases held locks, and lets the
+  /// connections close. Ends `Done`.
   pub fn destroy(self: &Arc<Self>) -> Id {
     self.destroyed.store(true, Ordering::Release);
-    for (_, task) in self.tasks.lock().drain() {
-      task.abort();
+    for c in self.cancels.lock().values() {
+      c.cancel();
     }
+    let running: Vec<_> = self.running.lock().drain().map(|(_, h)| h).collect();
     let held: Vec<Held> = self.held.lock().drain().map(|(_, h)| h).collect();
-    self.gates.lock().clear();
     let redlock = self.redlock.lock().take();
+    // An attempt and its clean-up each take at most a node timeout, plus the retry pause.
+    let bound = self.node_timeout * 3 + Duration::from_secs(1);
     self.spawn(async move {
+      let _ = tokio::time::timeout(bound, futures_util::future::join_all(running)).await;
       if let Some(redlock) = redlock {
         let releases = held.iter().map(|h| redlock.release(&h.key, &h.token));
         futures_util::future::join_all(releases).await;

@@ -25,6 +25,8 @@ pub struct Acquired {
   pub token: String,
   /// Until when the lock is ours for sure (start of the winning attempt + ttl − drift).
   pub valid_until: Instant,
+  /// When the key is gone from Redis at the latest (start + ttl).
+  pub expires_at: Instant,
   pub attempts: u32,
 }
 
@@ -105,6 +107,8 @@ impl Redlock {
         return Ok(Acquired {
           token,
           valid_until,
+          // Redis expires with 1 ms precision, counted from when the SET arrived.
+          expires_at: start + ttl + Duration::from_millis(2),
           attempts,
         });
       }
@@ -129,13 +133,14 @@ impl Redlock {
 
   /// Makes the key expire `ttl` from now on a quorum, while it still holds `token`.
   /// Never deletes anything: a slow or failed extend leaves the lock as it was.
+  /// Returns the new validity end and the new latest expiry.
   pub async fn extend(
     &self,
     key: &str,
     token: &str,
     ttl: Duration,
     valid_until: Instant,
-  ) -> Result<Instant, Failure> {
+  ) -> Result<(Instant, Instant), Failure> {
     let ttl_ms = ttl.as_millis() as u64;
     let mut attempts = 0u32;
     loop {
@@ -149,7 +154,7 @@ impl Redlock {
         .await;
       let new_valid = start + ttl.saturating_sub(self.drift(ttl));
       if tally.yes >= self.quorum && Instant::now() < new_valid {
-        return Ok(new_valid);
+        return Ok((new_valid, Instant::now() + ttl + Duration::from_millis(2)));
       }
       if tally.no > self.nodes.len() - self.quorum {
         return Err(Failure::Lost);
