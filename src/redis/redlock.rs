@@ -25,7 +25,7 @@ pub struct Acquired {
   pub token: String,
   /// Until when the lock is ours for sure (start of the winning attempt + ttl − drift).
   pub valid_until: Instant,
-  /// When the key is gone from Redis at the latest (start + ttl).
+  /// When the key is gone from every node that took it, at the latest.
   pub expires_at: Instant,
   pub attempts: u32,
 }
@@ -103,12 +103,14 @@ impl Redlock {
       });
       let tally = tally.await;
       let valid_until = start + ttl.saturating_sub(self.drift(ttl));
-      if tally.yes >= self.quorum && Instant::now() < valid_until {
+      let replied = Instant::now();
+      if tally.yes >= self.quorum && replied < valid_until {
         return Ok(Acquired {
           token,
           valid_until,
-          // Redis expires with 1 ms precision, counted from when the SET arrived.
-          expires_at: start + ttl + Duration::from_millis(2),
+          // Every node counted its PX from when the SET arrived, before its reply did;
+          // Redis expires with 1 ms precision.
+          expires_at: replied + ttl + Duration::from_millis(2),
           attempts,
         });
       }
