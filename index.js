@@ -262,15 +262,13 @@ class LockHandle {
   }
 }
 
-class InMemoryLock {
-  // `cfg` is passed by create(), which has parsed the options already.
-  constructor(options, cfg = parseOptions(options)) {
-    if (cfg.type !== 'inMemory') throw new ConfigError(`type must be 'inMemory' for InMemoryLock, got '${cfg.type}'`)
+// What both backends share: the fields @leverege/lock exposes and the argument checks
+// of lock() / lockNs(). A backend adds `_acquire(key, ttl, signal)` and `destroy()`.
+class LockManager {
+  constructor(cfg) {
     /** The prefix lockNs() puts before keys. */
     this.namespace = cfg.namespace === null ? undefined : cfg.namespace
     this.type = cfg.type
-    this._index = native.createManager(context, cfg.processScope, cfg.wait)
-    finalizer.register(this, this._index, this)
     this._ttl = cfg.defaultTtl
     this._retry = cfg.retry
     this._destroyed = false
@@ -297,17 +295,6 @@ class InMemoryLock {
     }
   }
 
-  /** How many keys this manager's table holds state for (held or awaited). */
-  get size() {
-    return native.keyCount(this._index)
-  }
-
-  /** Whether `key` is held right now (not namespaced). */
-  isLocked(key) {
-    checkKey(key)
-    return native.isLocked(this._index, key)
-  }
-
   #lock(key, options) {
     let ttl = this._ttl
     let signal
@@ -320,18 +307,42 @@ class InMemoryLock {
     }
     if (this._destroyed) throw new DestroyedError()
     if (signal !== undefined && signal.aborted) throw new AbortError(key, signal.reason)
+    return this._acquire(key, ttl, signal)
+  }
+}
 
+class InMemoryLock extends LockManager {
+  // `cfg` is passed by create(), which has parsed the options already.
+  constructor(options, cfg = parseOptions(options)) {
+    if (cfg.type !== 'inMemory') throw new ConfigError(`type must be 'inMemory' for InMemoryLock, got '${cfg.type}'`)
+    super(cfg)
+    this._index = native.createManager(context, cfg.processScope, cfg.wait)
+    finalizer.register(this, this._index, this)
+  }
+
+  /** How many keys this manager's table holds state for (held or awaited). */
+  get size() {
+    return native.keyCount(this._index)
+  }
+
+  /** Whether `key` is held right now (not namespaced). */
+  isLocked(key) {
+    checkKey(key)
+    return native.isLocked(this._index, key)
+  }
+
+  _acquire(key, ttl, signal) {
     args[0] = this._index
     args[1] = ttl
     const r = native.acquire(key)
     if (r > 0) return Promise.resolve(new LockHandle(this, key, r))
     if (r === 0) throw busyError(key, this._retry)
-    return this.#enqueue(key, ttl, -r, signal)
+    return this.#enqueue(key, -r, signal)
   }
 
-  #enqueue(key, ttl, id, signal) {
+  #enqueue(key, id, signal) {
     return new Promise((resolve, reject) => {
-      const w = { manager: this, key, ttl, resolve, reject, signal, onAbort: undefined, settled: false }
+      const w = { manager: this, key, resolve, reject, signal, onAbort: undefined, settled: false }
       if (signal !== undefined) {
         w.onAbort = () => {
           // Leave the queue now; if the grant is already on its way, grant() returns it.
@@ -427,40 +438,17 @@ class RedisLockHandle extends LockHandle {
   }
 }
 
-class RedisLock {
+class RedisLock extends LockManager {
   // `cfg` is passed by create(), which has parsed the options already.
   constructor(options, cfg = parseOptions(options)) {
     if (cfg.type !== 'redis') throw new ConfigError(`type must be 'redis' for RedisLock, got '${cfg.type}'`)
-    this.namespace = cfg.namespace === null ? undefined : cfg.namespace
-    this.type = cfg.type
+    super(cfg)
     try {
       this._index = native.redisCreate(context, JSON.stringify(pickOptions(options, false)))
     } catch (e) {
       throw fromNative(e)
     }
     finalizer.register(this, -1 - this._index, this)
-    this._ttl = cfg.defaultTtl
-    this._retry = cfg.retry
-    this._destroyed = false
-  }
-
-  lock(key, options) {
-    try {
-      checkKey(key)
-      return this.#lock(key, options)
-    } catch (e) {
-      return Promise.reject(e)
-    }
-  }
-
-  lockNs(key, options) {
-    try {
-      checkKey(key)
-      if (this.namespace === undefined) throw new ConfigError('lockNs() needs a namespace: pass { namespace } to create()')
-      return this.#lock(`${this.namespace}:${key}`, options)
-    } catch (e) {
-      return Promise.reject(e)
-    }
   }
 
   /** Keys this manager holds or awaits in this process (idle keys cost nothing). */
@@ -468,18 +456,7 @@ class RedisLock {
     return native.redisKeyCount(this._index)
   }
 
-  #lock(key, options) {
-    let ttl = this._ttl
-    let signal
-    if (typeof options === 'number') ttl = checkTtl(options)
-    else if (options !== undefined && options !== null) {
-      if (typeof options !== 'object') throw typeError(`ttl must be a number or { ttl, signal }, got ${describe(options)}`)
-      if (options.ttl !== undefined) ttl = checkTtl(options.ttl)
-      signal = options.signal
-      checkSignal(signal)
-    }
-    if (this._destroyed) throw new DestroyedError()
-    if (signal !== undefined && signal.aborted) throw new AbortError(key, signal.reason)
+  _acquire(key, ttl, signal) {
     const req = native.redisLock(this._index, key, ttl)
     return this._request(req, { kind: 'lock', key, signal }, (o, resolve, reject, w) => {
       if (o.kind === 'locked') {
