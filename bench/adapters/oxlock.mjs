@@ -49,3 +49,67 @@ export function memory() {
     close: () => lock.destroy(),
   }
 }
+
+// Redis backend: one manager over `nodes` (one node, or Redlock over several masters).
+// Calls for one key within the manager queue locally; only the head talks to Redis.
+export async function redis(nodes, cfg) {
+  const Lock = require('../../index.js')
+  const lock = Lock.create({
+    type: 'redis',
+    connection: nodes.length === 1 ? nodes[0] : nodes,
+    lockOptions: { retryCount: cfg.retryCount, retryDelay: cfg.retryDelay, retryJitter: cfg.retryJitter },
+  })
+  const ttl = cfg.ttl
+  return {
+    // S3 / S6a: n sequential lock+unlock cycles over `keys` (length a power of two).
+    async s3(keys, n, out) {
+      const mask = keys.length - 1
+      if (out === null) {
+        for (let i = 0; i < n; i++) {
+          const h = await lock.lock(keys[i & mask], ttl)
+          await h.unlock()
+        }
+      } else {
+        for (let i = 0; i < n; i++) {
+          const t = performance.now()
+          const h = await lock.lock(keys[i & mask], ttl)
+          await h.unlock()
+          out[i] = performance.now() - t
+        }
+      }
+    },
+    // S4 / S6b: one of the concurrent tasks, each on its own key; out[j] = one cycle.
+    async s4Task(key, st, out) {
+      while (st.started < st.n) {
+        const j = st.started++
+        const t = out === null ? 0 : performance.now()
+        const h = await lock.lock(key, ttl)
+        await h.unlock()
+        if (out !== null) out[j] = performance.now() - t
+      }
+    },
+    // S5: one of the tasks on one key; out[j] = wait from the first lock() call to acquisition.
+    async s5Task(key, st, out) {
+      for (let j; (j = st.take()) >= 0; ) {
+        const t = out === null ? 0 : performance.now()
+        let h
+        for (;;) {
+          try {
+            h = await lock.lock(key, ttl)
+            break
+          } catch (e) {
+            st.giveUp(e)
+          }
+        }
+        if (out !== null) out[j] = performance.now() - t
+        try {
+          await st.section()
+        } finally {
+          await h.unlock()
+        }
+      }
+    },
+    stateSize: () => lock.size,
+    close: () => lock.destroy(),
+  }
+}
