@@ -39,6 +39,13 @@ enum Op {
     token: String,
     ttl_ms: u64,
   },
+  /// The key passes from token `from` to token `to` (see `scripts::TRANSFER`).
+  Transfer {
+    key: String,
+    from: String,
+    to: String,
+    ttl_ms: u64,
+  },
 }
 
 struct Job {
@@ -112,6 +119,17 @@ impl Node {
       .await
   }
 
+  pub async fn transfer(&self, key: &str, from: &str, to: &str, ttl_ms: u64) -> Reply {
+    self
+      .ask(Op::Transfer {
+        key: key.into(),
+        from: from.into(),
+        to: to.into(),
+        ttl_ms,
+      })
+      .await
+  }
+
   async fn ask(&self, op: Op) -> Reply {
     let (reply, answer) = oneshot::channel();
     if self.jobs.send(Job { op, reply }).is_err() {
@@ -177,6 +195,21 @@ async fn send_batch(batch: Vec<Job>, mut conn: ConnectionManager, timeout: Durat
           .arg(token)
           .arg(ttl_ms);
       }
+      Op::Transfer {
+        key,
+        from,
+        to,
+        ttl_ms,
+      } => {
+        pipe
+          .cmd("EVALSHA")
+          .arg(scripts::TRANSFER.get_hash())
+          .arg(1)
+          .arg(key)
+          .arg(from)
+          .arg(to)
+          .arg(ttl_ms);
+      }
     }
   }
   let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
@@ -210,6 +243,16 @@ async fn run_script(job: Job, mut conn: ConnectionManager, timeout: Duration) {
       Op::Extend { key, token, ttl_ms } => {
         let mut inv = scripts::EXTEND.prepare_invoke();
         inv.key(key).arg(token).arg(*ttl_ms);
+        inv.invoke_async::<i64>(&mut conn).await
+      }
+      Op::Transfer {
+        key,
+        from,
+        to,
+        ttl_ms,
+      } => {
+        let mut inv = scripts::TRANSFER.prepare_invoke();
+        inv.key(key).arg(from).arg(to).arg(*ttl_ms);
         inv.invoke_async::<i64>(&mut conn).await
       }
       Op::Acquire { .. } => Ok(0),

@@ -133,6 +133,34 @@ impl Redlock {
     }
   }
 
+  /// Takes `key` over from `from` (a holder of this process handing it on) with a fresh
+  /// token, in one round. On failure both tokens are taken back everywhere, and the
+  /// caller falls back to `acquire`.
+  pub async fn transfer(&self, key: &str, from: &str, ttl: Duration) -> Option<Acquired> {
+    let token = crate::token::random_token_hex().ok()?;
+    let ttl_ms = ttl.as_millis() as u64;
+    let start = Instant::now();
+    let tally = self
+      .round(true, |n| {
+        let (key, from, to) = (key.to_owned(), from.to_owned(), token.clone());
+        async move { n.transfer(&key, &from, &to, ttl_ms).await }
+      })
+      .await;
+    let valid_until = start + ttl.saturating_sub(self.drift(ttl));
+    let replied = Instant::now();
+    if tally.yes >= self.quorum && replied < valid_until {
+      return Some(Acquired {
+        token,
+        valid_until,
+        expires_at: replied + ttl + Duration::from_millis(2),
+        attempts: 1,
+      });
+    }
+    self.release(key, &token).await;
+    self.release(key, from).await;
+    None
+  }
+
   /// Makes the key expire `ttl` from now on a quorum, while it still holds `token`.
   /// Never deletes anything: a slow or failed extend leaves the lock as it was.
   /// Returns the new validity end and the new latest expiry.

@@ -22,3 +22,15 @@ pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
 return 0"#,
   )
 });
+
+/// Hands a key from one token to another (a local handoff in one round trip): if it holds
+/// ARGV[1], it now holds ARGV[2] with a fresh expiry of ARGV[3] ms. Returns 1 or 0.
+pub static TRANSFER: LazyLock<Script> = LazyLock::new(|| {
+  Script::new(
+    r#"if redis.call("get", KEYS[1]) == ARGV[1] then
+  redis.call("set", KEYS[1], ARGV[2], "PX", ARGV[3])
+  return 1
+end
+return 0"#,
+  )
+});
