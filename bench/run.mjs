@@ -13,7 +13,7 @@
 
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -138,6 +138,31 @@ const rounds = Math.max(...groups.map(roundsOf))
 const command = ['node', path.relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].join(' ')
 const workerFlags = (g) => Object.entries(profile[g].worker).flatMap(([k, v]) => [`--${k}`, String(v)])
 
+// ---- the oxlock under test -------------------------------------------------------------
+// The children load a copy of oxlock taken at the start (index.js, errors.js, binding.js,
+// package.json, the addon), through OXLOCK_BENCH_SUBJECT: a rebuild in the tree during the
+// run (another session building) cannot mix two builds into one set of results.
+const ROOT = path.join(here, '..')
+let subjectDir = null
+
+function snapshotSubject() {
+  subjectDir = mkdtempSync(path.join(os.tmpdir(), 'oxlock-bench-subject-'))
+  for (const f of readdirSync(ROOT)) {
+    if (/^(index\.js|errors\.js|binding\.js|package\.json|.*\.node)$/.test(f)) copyFileSync(path.join(ROOT, f), path.join(subjectDir, f))
+  }
+  return path.join(subjectDir, 'index.js')
+}
+
+// sha1 of the addon(s) in `dir`, and the mtime of the first one in `timeDir` (the tree's:
+// the copy's mtime is the time of the copy)
+function addonStamp(dir, timeDir = dir) {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.node')).sort()
+  if (files.length === 0) return { sha1: '?', built: '?' }
+  const h = createHash('sha1')
+  for (const f of files) h.update(readFileSync(path.join(dir, f)))
+  return { sha1: h.digest('hex').slice(0, 12), built: statSync(path.join(timeDir, files[0])).mtime.toISOString() }
+}
+
 // ---- redis-server processes ------------------------------------------------------------
 const REDIS_BIN = process.env.REDIS_SERVER_BIN || 'redis-server'
 const servers = [] // { port, proc, log }
@@ -149,6 +174,8 @@ function stopEverything() {
   for (const s of servers) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL')
   if (redisDir) rmSync(redisDir, { recursive: true, force: true })
   redisDir = null
+  if (subjectDir) rmSync(subjectDir, { recursive: true, force: true })
+  subjectDir = null
 }
 process.on('exit', stopEverything)
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -273,6 +300,7 @@ function runWorker(lib, scenario) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', WORKER, lib, scenario, ...workerFlags(sc.group), ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, OXLOCK_BENCH_SUBJECT: subjectEntry },
     })
     currentChild = child
     let stdout = ''
@@ -337,8 +365,10 @@ const t0 = performance.now()
 const results = {} // results[scenario][lib] = [per-round worker result]
 for (const s of scenarioIds) results[s] = Object.fromEntries(libsFor(s).map((l) => [l, []]))
 const roundLoads = [] // 1-min load average at the start of each round
-const addonStamps = [addonStamp()] // every addon build seen during the run
 const oxlockVersion = gitVersion() // at the start
+const subjectEntry = snapshotSubject()
+const subjectAddon = addonStamp(subjectDir, ROOT) // what the children load
+let treeRebuilt = null // the tree's addon, if it changed during the run
 const redisNodes = Math.max(0, ...scenarioIds.map((s) => SCENARIOS[s].nodes ?? 0))
 let redisInfo = null
 
@@ -361,13 +391,14 @@ try {
     for (const s of scenarioIds) {
       if (r > roundsOf(SCENARIOS[s].group)) continue
       for (const lib of libsFor(s)) {
-        const stamp = addonStamp()
-        if (stamp.sha1 !== addonStamps[addonStamps.length - 1].sha1) {
-          addonStamps.push(stamp)
-          process.stderr.write(`  ! the oxlock addon changed (now ${stamp.sha1}, built ${stamp.built}): this run mixes two builds\n`)
+        if (!treeRebuilt) {
+          const now = addonStamp(ROOT)
+          if (now.sha1 !== subjectAddon.sha1) {
+            treeRebuilt = now
+            process.stderr.write(`  ! the addon in the tree was rebuilt (${now.sha1}, ${now.built}); this run goes on with its copy from the start\n`)
+          }
         }
         const res = await measure(lib, s)
-        res.addon = stamp.sha1
         res.round = r
         res.loadavg1 = load1()
         results[s][lib].push(res)
@@ -473,27 +504,12 @@ function table(sum) {
 }
 
 const summaries = scenarioIds.map(summarise)
-// Which oxlock was measured: the commit (and whether the tree had changes) and the addon
-// build (its sha1 and mtime). The addon is checked before every child: a rebuild during
-// the run (another session building) mixes two versions, and the report says so.
-function addonStamp() {
-  const file = path.join(here, '..', 'oxlock.linux-x64-gnu.node')
-  try {
-    return {
-      sha1: createHash('sha1').update(readFileSync(file)).digest('hex').slice(0, 12),
-      built: statSync(file).mtime.toISOString(),
-    }
-  } catch {
-    return { sha1: '?', built: '?' }
-  }
-}
-
+// Which oxlock was measured: the commit (and whether the tree had changes) at the start.
 function gitVersion() {
-  const root = path.join(here, '..')
   const v = {}
   try {
-    v.commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    v.dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'index.js', 'errors.js', 'Cargo.toml'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    v.commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    v.dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'index.js', 'errors.js', 'Cargo.toml'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
   } catch {}
   return v
 }
@@ -501,7 +517,7 @@ function gitVersion() {
 const meta = {
   date: started.toISOString(),
   command,
-  oxlock: { ...oxlockVersion, addon: addonStamps.map((a) => `${a.sha1} (built ${a.built})`) },
+  oxlock: { ...oxlockVersion, addon: subjectAddon, ...(treeRebuilt ? { treeAddonRebuiltDuringRun: treeRebuilt } : {}) },
   node: process.version,
   v8: process.versions.v8,
   platform: `${os.platform()} ${os.release()} ${os.arch()}`,
@@ -517,8 +533,9 @@ const header = [
   `## oxlock benchmark (${groups.join(', ')})`,
   '',
   `- command: \`${command}\``,
-  `- node ${meta.node}, ${meta.platform}, ${meta.cpus}; oxlock ${meta.oxlock.commit ?? '?'}${meta.oxlock.dirty ? ' (+ uncommitted changes)' : ''}, addon ${meta.oxlock.addon.join(', then ')}` +
-    (addonStamps.length > 1 ? ' — **the addon was rebuilt during the run: the results mix builds**' : ''),
+  `- node ${meta.node}, ${meta.platform}, ${meta.cpus}; oxlock ${meta.oxlock.commit ?? '?'}${meta.oxlock.dirty ? ' (+ uncommitted changes)' : ''}, ` +
+    `addon ${subjectAddon.sha1} (built ${subjectAddon.built}; copied at the start` +
+    (treeRebuilt ? `; the tree's was rebuilt during the run: ${treeRebuilt.sha1})` : ')'),
   `- load average (1 min): ${loadBefore} before, ${loadAfter} after, ${roundLoads.join(' / ')} at the start of each round; ` +
     `${groups.map((g) => `${g} ${roundsOf(g)} round${roundsOf(g) === 1 ? '' : 's'}`).join(', ')}, ${elapsedS.toFixed(0)} s`,
   ...(redisInfo

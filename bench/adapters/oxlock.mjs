@@ -2,6 +2,9 @@
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
+// bench/run.mjs passes a copy of oxlock taken at the start of the run (so a rebuild in the
+// tree mid-run cannot mix builds); run on its own, the worker loads the tree's.
+const SUBJECT = process.env.OXLOCK_BENCH_SUBJECT || '../../index.js'
 const TTL = 10000 // ms; far above any hold time here, so no lock ever expires
 
 export const name = 'oxlock'
@@ -10,7 +13,7 @@ export const name = 'oxlock'
 // so no library pays for an extra wrapper call per operation.
 //   out: null for a throughput batch, or a Float64Array receiving per-op times in ms.
 export function memory() {
-  const Lock = require('../../index.js')
+  const Lock = require(SUBJECT)
   const lock = Lock.create({ retry: -1 })
   return {
     // S1: n sequential lock+unlock cycles over `keys` (length a power of two).
@@ -53,7 +56,7 @@ export function memory() {
 // Redis backend: one manager over `nodes` (one node, or Redlock over several masters).
 // Calls for one key within the manager queue locally; only the head talks to Redis.
 export async function redis(nodes, cfg) {
-  const Lock = require('../../index.js')
+  const Lock = require(SUBJECT)
   const lock = Lock.create({
     type: 'redis',
     connection: nodes.length === 1 ? nodes[0] : nodes,
