@@ -458,33 +458,27 @@ class RedisLock extends LockManager {
 
   _acquire(key, ttl, signal) {
     const req = native.redisLock(this._index, key, ttl)
-    return this._request(req, { kind: 'lock', key, signal }, (o, resolve, reject, w) => {
-      if (o.kind === 'locked') {
-        const handle = new RedisLockHandle(this, key, o)
-        // Aborted while the lock was being taken: give it straight back.
-        if (w.settled) handle.unlock()
-        else resolve(handle)
-      } else if (o.kind === 'busy') reject(busyError(key, this._retry, o.attempts))
+    return this._request(req, { kind: 'lock', key, signal }, (o, resolve, reject) => {
+      if (o.kind === 'locked') resolve(new RedisLockHandle(this, key, o))
+      else if (o.kind === 'busy') reject(busyError(key, this._retry, o.attempts))
       else if (o.kind === 'unavailable') reject(unavailableError(key, o))
       else reject(new DestroyedError())
     })
   }
 
-  // Registers request `req`; `done(outcome, resolve, reject, w)` settles it.
+  // Registers request `req`; `done(outcome, resolve, reject)` settles it. An aborted
+  // request leaves `pending` at once for `orphans` (see settle()), so `done` runs only
+  // for requests somebody still awaits.
   _request(req, w, done) {
     return new Promise((resolve, reject) => {
       w.manager = this
-      w.settled = false
       w.reject = reject
       w.done = (o) => {
-        if (o === null || o === undefined) return
-        if (w.settled) return done(o, () => {}, () => {}, w)
-        done(o, resolve, reject, w)
+        if (o !== null && o !== undefined) done(o, resolve, reject)
       }
       const signal = w.signal
       if (signal !== undefined) {
         w.onAbort = () => {
-          w.settled = true
           removePending(req)
           orphans.set(req, this)
           native.redisCancel(this._index, req)
@@ -506,7 +500,6 @@ class RedisLock extends LockManager {
       if (w.manager !== this) continue
       removePending(id)
       forget(w)
-      if (w.settled) continue
       // The native side stops these requests; settle them here.
       if (w.kind === 'unlock') w.done({ kind: 'done' })
       else w.reject(new DestroyedError())

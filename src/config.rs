@@ -278,10 +278,7 @@ fn parse_redis(src: &Source) -> Result<RedisConfig, OxError> {
   let num = |name: &str, default: f64, min: f64, max: f64| -> Result<f64, OxError> {
     match number_at(lock_options.get(name), &format!("{lo_path}.{name}"))? {
       None => Ok(default),
-      Some((n, path)) if n >= min && n <= max => {
-        let _ = path;
-        Ok(n)
-      }
+      Some((n, _)) if n >= min && n <= max => Ok(n),
       Some((n, path)) => Err(range_err(
         &path,
         &format!("must be between {min} and {max}, got {n}"),
@@ -361,10 +358,7 @@ fn node_from_object(m: &Map<String, Value>, path: &str) -> Result<RedisNode, OxE
   let host = string("host")?.unwrap_or_else(|| "127.0.0.1".into());
   let port = match number_at(m.get("port"), &format!("{path}.port"))? {
     None => 6379.0,
-    Some((n, p)) if n.fract() == 0.0 && (1.0..=65535.0).contains(&n) => {
-      let _ = p;
-      n
-    }
+    Some((n, _)) if n.fract() == 0.0 && (1.0..=65535.0).contains(&n) => n,
     Some((n, p)) => return Err(range_err(&p, &format!("must be a port number, got {n}"))),
   };
   let db = match number_at(m.get("db"), &format!("{path}.db"))? {
