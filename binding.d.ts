@@ -18,17 +18,36 @@ export declare function acquire(key: unknown): number
 /** Takes waiter `id` out of its queue. False if it is no longer queued. */
 export declare function cancel(manager: number, id: number): boolean
 
-/** Creates an in-memory manager for module instance `context`; returns its index. */
-export declare function createManager(context: number, processScope: boolean, waitMs: number): number
-
-/** Drops the manager's locks and waiters; in the shared table its keys pass to others. */
-export declare function destroyManager(manager: number): void
+/**
+ * Parses `options` (the object given to `create()`, untouched) and creates the manager
+ * for module instance `context`. `expected` names the type a class constructor requires.
+ */
+export declare function create(context: number, options: unknown, expected?: string | undefined | null): ManagerInfo
 
 /**
- * Events for module instance `context` decided elsewhere, flat: `[id, kind, ...]`,
- * kind 1 = granted, 2 = timed out, 3 = a Redis request finished (see `redis_take`).
+ * Destroys a manager. In memory it is done at once (0 is returned); a remote manager
+ * returns the request that ends once its locks are released and its connections close.
  */
-export declare function drain(context: number): Array<number>
+export declare function destroy(handle: number): number
+
+/**
+ * Events for module instance `context` decided elsewhere (grants and timeouts of
+ * in-memory waiters, outcomes of remote requests), as objects.
+ */
+export declare function drain(context: number): Array<NativeEvent>
+
+export declare const enum EventKind {
+  /** An in-memory waiter holds the lock now (`id` is its waiter and lock id). */
+  Granted = 'granted',
+  /** An in-memory waiter's budget ran out. */
+  TimedOut = 'timedOut',
+  /** A remote lock request won (`id` is the request). */
+  Locked = 'locked',
+  Extended = 'extended',
+  /** Unlock or destroy finished. */
+  Done = 'done',
+  Failed = 'failed',
+}
 
 /** When lock `id` expires, in epoch milliseconds; 0 if it is no longer held. */
 export declare function expiration(manager: number, id: number): number
@@ -44,65 +63,49 @@ export declare function extend(): boolean
  */
 export declare function init(args: Float64Array, onWake: () => void): object
 
-export declare function isLocked(manager: number, key: unknown): boolean
+/**
+ * Whether `key` is held right now (in memory: by anyone in the table; remote: by this
+ * manager, within its validity).
+ */
+export declare function isLocked(handle: number, key: unknown): boolean
 
-/** Keys with state in the manager's table (held or awaited). */
-export declare function keyCount(manager: number): number
-
-/** Parses the JSON text of `create()`'s options (see `config.rs`). */
-export declare function parseConfig(json: string): ParsedConfig
-
-/** The normalised configuration, for the JS layer. */
-export interface ParsedConfig {
+/** What the JS layer needs of a new manager. */
+export interface ManagerInfo {
+  /** The manager's handle for every later call. */
+  handle: number
   type: string
   namespace?: string
   defaultTtl: number
+  /** Attempts after the first (for node-redlock's busy message); negative: no limit. */
   retry: number
-  delay: number
-  /** Wait budget in ms for a contended lock; -1 means no limit. */
-  wait: number
-  processScope: boolean
 }
 
-/**
- * Marks a lock request aborted: it leaves the local queue at once, or gives back a
- * lock its last attempt took.
- */
-export declare function redisCancel(manager: number, req: number): void
-
-/** Creates a Redis manager for module instance `context`; returns its index. */
-export declare function redisCreate(context: number, json: string): number
-
-/**
- * Destroys the manager; returns the id of the request that ends when its locks are
- * released and its connections are closing. Its outcomes stay readable.
- */
-export declare function redisDestroy(manager: number): number
-
-/**
- * Starts an extend and returns the request id, or 0 when refused without I/O because
- * the lock's validity has passed (or it was released).
- */
-export declare function redisExtend(manager: number, lockId: number, ttlMs: number): number
-
-/** Starts a lock request for `key` with `ttlMs`; returns the request id. */
-export declare function redisLock(manager: number, key: string, ttlMs: number): number
-
-/** A finished request's outcome, for the JS layer to turn into a value or an error. */
-export interface RedisOutcome {
-  /** 'locked' | 'extended' | 'done' | 'busy' | 'unavailable' | 'lost' | 'destroyed' */
+export interface NativeCause {
+  /** `host:port` */
+  node: string
+  /** 'refused' | 'timeout' | 'dns' | 'tls' | 'auth' | 'closed' | 'server' | 'io' */
   kind: string
-  lockId: number
-  value: string
-  expiration: number
-  attempts: number
-  causes: Array<string>
+  message: string
 }
 
-export declare function redisTake(manager: number, req: number): RedisOutcome | null
+export interface NativeError {
+  /** A stable code: E_LOCK_BUSY, E_LOCK_EXPIRED, E_UNAVAILABLE, E_DESTROYED, E_INTERNAL */
+  code: string
+  message: string
+  attempts: number
+  failures: Array<NativeCause>
+}
 
-/** Starts an unlock; returns the request id. */
-export declare function redisUnlock(manager: number, lockId: number): number
+export interface NativeEvent {
+  kind: EventKind
+  id: number
+  lockId?: number
+  value?: string
+  expiration?: number
+  attempts?: number
+  fence?: number
+  error?: NativeError
+}
 
 /**
  * `args`: [manager, id]. Releases the lock if `id` still holds it; returns the id of a
@@ -110,5 +113,23 @@ export declare function redisUnlock(manager: number, lockId: number): number
  */
 export declare function release(): number
 
-/** The public token of in-memory lock `id` (see `token.rs`). */
+/** The caller gave up on request `req` (abort): see `RemoteApi::cancel`. */
+export declare function remoteCancel(handle: number, req: number): void
+
+/**
+ * Starts an extend and returns the request id, or 0 when refused without I/O because
+ * the lock's validity has passed (or it was released).
+ */
+export declare function remoteExtend(handle: number, lockId: number, ttlMs: number): number
+
+/** Starts a lock request for `key` with `ttlMs`; returns the request id. */
+export declare function remoteLock(handle: number, key: unknown, ttlMs: number): number
+
+/** Starts an unlock; returns the request id, or 0 when the manager is gone. */
+export declare function remoteUnlock(handle: number, lockId: number): number
+
+/** Keys held or awaited through this manager (in memory: in its table). */
+export declare function size(handle: number): number
+
+/** The public token of in-memory lock `id` (see `core::token`). */
 export declare function token(id: number): string

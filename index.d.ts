@@ -1,7 +1,18 @@
 /** One Redis master: an object or a `redis://` / `rediss://` URL. */
 export type RedisConnection =
   | string
-  | { host?: string; port?: number; username?: string; password?: string; db?: number; tls?: boolean }
+  | { host?: string; port?: number; username?: string; password?: string; db?: number; tls?: boolean | RedisTls }
+
+/** TLS beyond the system roots. PEM as strings or Buffers. */
+export interface RedisTls {
+  /** CA certificate(s) to trust instead of the system roots. */
+  ca?: string | Uint8Array
+  /** Client certificate and key (mutual TLS); they go together. */
+  cert?: string | Uint8Array
+  key?: string | Uint8Array
+  /** `false` skips certificate and host name checks (tests only). Default true. */
+  rejectUnauthorized?: boolean
+}
 
 /** node-redlock's options, plus the timeouts the Redlock spec asks for. */
 export interface RedisLockOptions {
@@ -25,13 +36,13 @@ export interface LockConfig {
   type?: 'inMemory' | 'redis'
   /** Redis: one node, or an array of independent masters (Redlock, quorum ⌊N/2⌋+1). Default 127.0.0.1:6379. */
   connection?: RedisConnection | RedisConnection[]
-  /** In memory: attempts after the first before giving up; negative waits without limit. Default 10. */
+  /** Attempts after the first before giving up; negative waits without limit. Default 10. Same option as `lockOptions.retryCount` (give one). */
   retry?: number
-  /** In memory: ms between attempts; a contended lock() waits up to `retry × delay` ms. Default 200. */
+  /** ms between attempts; a contended lock() waits up to `retry × delay` ms. Default 200. Same option as `lockOptions.retryDelay`. */
   delay?: number
   /** Default ttl in ms when lock() gets none. Default 10 000. */
   ttl?: number
-  /** `'instance'` (default): locks belong to this manager. `'process'`: one table for every manager of the process, worker threads included. */
+  /** In memory only. `'instance'` (default): locks belong to this manager. `'process'`: one table for every manager of the process, worker threads included. */
   scope?: 'instance' | 'process'
   /** Redis: node-redlock's options. For inMemory, `retryCount` / `retryDelay` stand for `retry` / `delay`. */
   lockOptions?: RedisLockOptions
@@ -93,6 +104,8 @@ export declare class RedisLock {
   lock(key: string, ttl?: number | LockOptions): Promise<RedisLockHandle>
   /** Locks `${namespace}:${key}`. */
   lockNs(key: string, ttl?: number | LockOptions): Promise<RedisLockHandle>
+  /** Whether this manager holds `key` right now (within its validity). Sync, no I/O. */
+  isLocked(key: string): boolean
   /** Releases held locks, rejects queued lock() calls, closes the connections. Idempotent. */
   destroy(): Promise<void>
 }
@@ -135,6 +148,16 @@ export declare class LockError extends Error {
   readonly resource: string
   /** E_UNAVAILABLE: `host:port: reason` per failing node (never credentials). */
   readonly causes?: string[]
+  /** E_UNAVAILABLE: the same, structured. */
+  readonly failures?: NodeFailure[]
+}
+
+/** Why one node failed. */
+export interface NodeFailure {
+  /** `host:port` */
+  node: string
+  kind: 'refused' | 'timeout' | 'dns' | 'tls' | 'auth' | 'closed' | 'server' | 'io'
+  message: string
 }
 /** A configuration problem (`E_CONFIG`). Wrong-typed / out-of-range options throw TypeError / RangeError with the same code. */
 export declare class ConfigError extends Error {

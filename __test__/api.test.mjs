@@ -226,9 +226,17 @@ describe('create() options', () => {
     },
   )
 
-  test('unknown extra option fields (functions, symbols, objects) are ignored', () => {
-    const m = mk({ logger: console, onError: () => {}, tag: Symbol('x'), extra: { a: 1 } })
-    assert.equal(m.type, 'inMemory')
+  // Unknown fields were ignored before; since the one-core restructuring they are an
+  // E_CONFIG error naming the field (a dropped `connection.cluster` locked on 127.0.0.1).
+  test('unknown extra option fields (functions, symbols, objects) are an E_CONFIG error naming the field', () => {
+    for (const [options, field] of [
+      [{ logger: console }, 'logger'],
+      [{ onError: () => {} }, 'onError'],
+      [{ tag: Symbol('x') }, 'tag'],
+      [{ lockConfig: { extra: { a: 1 } } }, 'lockConfig.extra'],
+    ]) {
+      assert.throws(() => mk(options), (e) => e.code === 'E_CONFIG' && e.message.startsWith(field), field)
+    }
   })
 })
 

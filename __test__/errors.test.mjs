@@ -195,6 +195,7 @@ describe('create() configuration errors', () => {
     ['namespace a number', { namespace: 5 }, TypeError, (m) => m === 'namespace must be a string, got number'],
     ['namespace a bigint', { namespace: 5n }, TypeError, (m) => m.startsWith('namespace') && m.includes('bigint')],
     ['namespace an object', { namespace: {} }, TypeError, (m) => m === 'namespace must be a string, got object'],
+    ['namespace empty', { namespace: '' }, RangeError, (m) => m.startsWith('namespace must not be empty')],
     ['scope unknown', { scope: 'global' }, ConfigError, (m) => m.startsWith('scope') && m.includes('global')],
     ['scope unknown in lockConfig', { lockConfig: { scope: 'thread' } }, ConfigError, (m) => m.startsWith('lockConfig.scope')],
     ['scope not a string', { scope: 1 }, TypeError, (m) => m.startsWith('scope must be')],
@@ -242,7 +243,6 @@ describe('create() configuration errors', () => {
       { ttl: 0.5 },
       { scope: 'instance' },
       { scope: 'process' },
-      { namespace: '' },
       { lockConfig: '{}' },
       { lockConfig: {} },
     ]) {

@@ -33,7 +33,7 @@ async function readme(): Promise<void> {
   const ac = new AbortController()
   lock.lock('myKey', { ttl: 1000, signal: ac.signal }) // ac.abort() leaves the queue at once
 
-  if (lock instanceof InMemoryLock) lock.isLocked('myKey') // in memory: is it held right now?
+  lock.isLocked('myKey') // is it held right now? (Redis: by this manager)
   lock.size // keys held or awaited in this manager (idle keys cost nothing)
   await lock.destroy() // releases everything; queued lock() calls reject E_DESTROYED
 
@@ -208,8 +208,9 @@ async function redisExamples(): Promise<void> {
     }
   }
   const size: number = quorum.size
-  // @ts-expect-error isLocked is in-memory only
-  quorum.isLocked('k')
+  // isLocked on Redis: does this manager hold the key (sync, no I/O)
+  const held: boolean = quorum.isLocked('k')
+  void held
   void [attempts, size, viaClass]
   await Promise.all([one.destroy(), quorum.destroy(), viaClass.destroy()])
 }

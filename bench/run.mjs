@@ -13,7 +13,7 @@
 
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -150,6 +150,7 @@ function snapshotSubject() {
   for (const f of readdirSync(ROOT)) {
     if (/^(index\.js|errors\.js|binding\.js|package\.json|.*\.node)$/.test(f)) copyFileSync(path.join(ROOT, f), path.join(subjectDir, f))
   }
+  if (existsSync(path.join(ROOT, 'lib'))) cpSync(path.join(ROOT, 'lib'), path.join(subjectDir, 'lib'), { recursive: true })
   return path.join(subjectDir, 'index.js')
 }
 
@@ -509,7 +510,7 @@ function gitVersion() {
   const v = {}
   try {
     v.commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    v.dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'index.js', 'errors.js', 'Cargo.toml'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    v.dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'index.js', 'lib', 'Cargo.toml'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
   } catch {}
   return v
 }

@@ -1,21 +1,19 @@
 #![deny(clippy::all)]
-//! oxlock: keyed locks for Node.js.
-//!
-//! The crate is split by responsibility: `config` parses what users pass to `create()`,
-//! `error` holds the stable error codes, `token` derives lock tokens, `memory` is the
-//! in-memory backend (lock table, waiter queues, deadline timer), `redis` the Redlock
-//! backend (with `runtime`, its I/O threads), and `bindings` is the only module that
-//! knows about N-API.
+//! oxlock: keyed locks for Node.js. The layers, from the bottom (see ARCHITECTURE.md):
+//! `core` (ids, inbox, clock, tokens, errors, runtime), `config` (every option, parsed
+//! once), `memory` (the in-memory lock table), `remote` (the manager every remote store
+//! shares, and the `Store` trait), `redis` (the Redis store), and `napi`, the only module
+//! that knows about N-API.
 
 pub mod config;
-pub mod error;
-pub mod key;
+pub mod core;
 pub mod memory;
 pub mod redis;
-pub mod runtime;
-pub mod token;
+pub mod remote;
 
-mod bindings;
+// In `cargo test` builds the #[napi] exports are not registered, so nothing reaches them.
+#[cfg_attr(test, allow(dead_code))]
+mod napi;
 
 // glibc malloc was a fifth of the I/O thread's time under load; mimalloc with
 // local_dynamic_tls is the allocator node-rs uses inside dlopen'ed addons.

@@ -9,127 +9,26 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::inbox::{Event, Inbox};
-use super::{next_id, timer, Id};
+use super::key_state::{Holder, KeyState, Ticket, Waiter};
+use super::timer;
+use crate::core::{Event, Inbox, LockId, ManagerId, WaiterId};
 
 /// Who a holder or waiter belongs to: the JS thread to notify and the manager, so that a
 /// destroyed manager can take exactly its own locks and waiters out of a shared table.
 #[derive(Clone)]
 pub struct Owner {
   pub inbox: Arc<Inbox>,
-  pub manager: u64,
+  pub manager: ManagerId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquire {
-  Granted(Id),
+  Granted(LockId),
   /// Held by someone else and the caller may not wait.
   Busy,
   /// In the queue; the outcome arrives as an `Event` (or inline from `release`).
-  Queued(Id),
+  Queued(WaiterId),
   Destroyed,
-}
-
-struct Holder {
-  id: Id,
-  expires: Instant,
-  owner: Owner,
-}
-
-struct Waiter {
-  ttl: Duration,
-  deadline: Option<Instant>,
-  owner: Owner,
-}
-
-struct KeyState {
-  holder: Option<Holder>,
-  /// Ids grow monotonically, so id order is arrival order: a FIFO with O(log n) removal
-  /// of an aborted or timed-out waiter from anywhere in the queue.
-  waiters: BTreeMap<Id, Waiter>,
-  /// This key's one entry in the table's timer map: when to look at the key again
-  /// (holder expiry or a waiter's deadline). Only keys with waiters need one. It is kept
-  /// lazily: moved earlier when needed, never later; a check that finds nothing due
-  /// simply re-arms.
-  check: Option<(Instant, u64)>,
-  /// Waiter deadlines are non-decreasing in queue order (one wait budget, the usual
-  /// case), so the earliest deadline is the queue head's and timeouts leave from the front.
-  ordered: bool,
-}
-
-impl KeyState {
-  fn held(id: Id, expires: Instant, owner: &Owner) -> Self {
-    KeyState {
-      holder: Some(Holder {
-        id,
-        expires,
-        owner: owner.clone(),
-      }),
-      waiters: BTreeMap::new(),
-      check: None,
-      ordered: true,
-    }
-  }
-
-  fn earliest_deadline(&self) -> Option<Instant> {
-    if self.ordered {
-      // No deadline sorts last, so a head without one means nobody has one.
-      self.waiters.first_key_value().and_then(|(_, w)| w.deadline)
-    } else {
-      self.waiters.values().filter_map(|w| w.deadline).min()
-    }
-  }
-
-  /// When this key must be looked at next: only while someone waits.
-  fn next_check(&self) -> Option<Instant> {
-    if self.waiters.is_empty() {
-      return None;
-    }
-    let expiry = self.holder.as_ref().map(|h| h.expires);
-    match (expiry, self.earliest_deadline()) {
-      (Some(a), Some(b)) => Some(a.min(b)),
-      (a, b) => a.or(b),
-    }
-  }
-
-  fn push_waiter(&mut self, id: Id, waiter: Waiter) {
-    if let Some((_, last)) = self.waiters.last_key_value() {
-      // No deadline sorts after every deadline.
-      let in_order = match (last.deadline, waiter.deadline) {
-        (_, None) => true,
-        (None, Some(_)) => false,
-        (Some(a), Some(b)) => a <= b,
-      };
-      self.ordered &= in_order;
-    } else {
-      self.ordered = true;
-    }
-    self.waiters.insert(id, waiter);
-  }
-
-  /// Removes the waiters whose budget ran out, and returns them.
-  fn take_timed_out(&mut self, now: Instant) -> Vec<(Id, Waiter)> {
-    let mut out = Vec::new();
-    if self.ordered {
-      while let Some(entry) = self.waiters.first_entry() {
-        if entry.get().deadline.is_some_and(|d| d <= now) {
-          out.push(entry.remove_entry());
-        } else {
-          break;
-        }
-      }
-    } else {
-      let due: Vec<Id> = (self.waiters.iter())
-        .filter(|(_, w)| w.deadline.is_some_and(|d| d <= now))
-        .map(|(id, _)| *id)
-        .collect();
-      for id in due {
-        let w = self.waiters.remove(&id).expect("listed above");
-        out.push((id, w));
-      }
-    }
-    out
-  }
 }
 
 type DueMap = BTreeMap<(Instant, u64), Arc<[u8]>>;
@@ -139,7 +38,7 @@ struct Inner {
   keys: HashMap<Arc<[u8]>, KeyState>,
   /// The key of every holder and waiter, so that unlock, extend and cancel need only the
   /// id: no string crosses from JS on those paths.
-  ids: HashMap<Id, Arc<[u8]>>,
+  ids: HashMap<Ticket, Arc<[u8]>>,
   due: DueMap,
   /// The earliest time the timer thread will call us back, if any.
   armed_at: Option<Instant>,
@@ -194,10 +93,10 @@ impl Table {
       }
       let result = match inner.keys.entry_ref(key) {
         EntryRef::Vacant(v) => {
-          let id = next_id();
+          let id = LockId::next().raw();
           let entry = v.insert_entry(KeyState::held(id, now + ttl, owner));
           inner.ids.insert(id, entry.key().clone());
-          Acquire::Granted(id)
+          Acquire::Granted(LockId::from_raw(id))
         }
         EntryRef::Occupied(mut o) => {
           let key = o.key().clone();
@@ -208,18 +107,18 @@ impl Table {
             notices.extend(hand_off(st, &mut inner.ids, now));
           }
           if st.holder.is_none() {
-            let id = next_id();
+            let id = LockId::next().raw();
             st.holder = Some(Holder {
               id,
               expires: now + ttl,
               owner: owner.clone(),
             });
             inner.ids.insert(id, key);
-            Acquire::Granted(id)
+            Acquire::Granted(LockId::from_raw(id))
           } else if wait == Some(Duration::ZERO) {
             Acquire::Busy
           } else {
-            let id = next_id();
+            let id = WaiterId::next().raw();
             let waiter = Waiter {
               ttl,
               deadline: wait.and_then(|w| now.checked_add(w)),
@@ -228,7 +127,7 @@ impl Table {
             st.push_waiter(id, waiter);
             schedule_check(&key, st, &mut inner.due);
             inner.ids.insert(id, key);
-            Acquire::Queued(id)
+            Acquire::Queued(WaiterId::from_raw(id))
           }
         }
       };
@@ -247,7 +146,8 @@ impl Table {
   /// Releases the lock if `id` still holds it. Returns the id of the waiter that now holds
   /// the key when that waiter belongs to `caller`'s thread (it is resolved inline, with
   /// no wake-up); a waiter on another thread is notified through its inbox.
-  pub fn release(&self, id: Id, caller: &Arc<Inbox>) -> Option<Id> {
+  pub fn release(&self, lock: LockId, caller: &Arc<Inbox>) -> Option<LockId> {
+    let id = lock.raw();
     let granted = {
       let mut guard = self.inner.lock();
       let inner = &mut *guard;
@@ -277,7 +177,7 @@ impl Table {
       granted
     };
     match granted {
-      Some((inbox, Event::Granted(gid))) if Arc::ptr_eq(&inbox, caller) => Some(gid),
+      Some((inbox, Event::Granted(gid))) if Arc::ptr_eq(&inbox, caller) => Some(gid.granted()),
       Some(notice) => {
         dispatch(vec![notice]);
         None
@@ -287,7 +187,8 @@ impl Table {
   }
 
   /// Makes the lock held by `id` expire `ttl` from now. False if `id` no longer holds it.
-  pub fn extend(&self, id: Id, ttl: Duration) -> bool {
+  pub fn extend(&self, lock: LockId, ttl: Duration) -> bool {
+    let id = lock.raw();
     let now = Instant::now();
     let mut guard = self.inner.lock();
     let inner = &mut *guard;
@@ -308,7 +209,8 @@ impl Table {
   }
 
   /// Takes a waiter out of its queue (abort). False if it is no longer queued.
-  pub fn cancel(&self, id: Id) -> bool {
+  pub fn cancel(&self, waiter: WaiterId) -> bool {
+    let id = waiter.raw();
     let mut guard = self.inner.lock();
     let inner = &mut *guard;
     let Some(key) = inner.ids.get(&id) else {
@@ -339,7 +241,8 @@ impl Table {
   }
 
   /// When the lock held by `id` expires, if `id` holds it.
-  pub fn expires(&self, id: Id) -> Option<Instant> {
+  pub fn expires(&self, lock: LockId) -> Option<Instant> {
+    let id = lock.raw();
     let guard = self.inner.lock();
     let key = guard.ids.get(&id)?;
     let h = guard.keys.get(&**key)?.holder.as_ref()?;
@@ -421,7 +324,7 @@ impl Table {
         st.check = None;
         for (id, w) in st.take_timed_out(now) {
           ids.remove(&id);
-          notices.push((w.owner.inbox, Event::TimedOut(id)));
+          notices.push((w.owner.inbox, Event::TimedOut(WaiterId::from_raw(id))));
         }
         if st.holder.as_ref().is_some_and(|h| h.expires <= now) && !st.waiters.is_empty() {
           drop_holder(st, ids);
@@ -475,13 +378,13 @@ fn schedule_check(key: &Arc<[u8]>, st: &mut KeyState, due: &mut DueMap) {
   if let Some(old) = st.check.take() {
     due.remove(&old);
   }
-  let at = (want, next_id());
+  let at = (want, timer::next_seq());
   due.insert(at, key.clone());
   st.check = Some(at);
 }
 
 /// Takes the holder out (expired or gone): its id stops matching anything.
-fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Id, Arc<[u8]>>) {
+fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Ticket, Arc<[u8]>>) {
   if let Some(old) = st.holder.take() {
     ids.remove(&old.id);
   }
@@ -491,7 +394,7 @@ fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Id, Arc<[u8]>>) {
 /// The waiter's id becomes the holder id (its `ids` entry stays as it is).
 fn hand_off(
   st: &mut KeyState,
-  ids: &mut HashMap<Id, Arc<[u8]>>,
+  ids: &mut HashMap<Ticket, Arc<[u8]>>,
   now: Instant,
 ) -> Option<(Arc<Inbox>, Event)> {
   while let Some((id, w)) = st.waiters.pop_first() {
@@ -505,7 +408,7 @@ fn hand_off(
       expires: now + w.ttl,
       owner: w.owner,
     });
-    return Some((inbox, Event::Granted(id)));
+    return Some((inbox, Event::Granted(WaiterId::from_raw(id))));
   }
   None
 }

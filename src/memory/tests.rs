@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::{Event, Inbox, LockId, ManagerId, WaiterId, Wake};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +13,9 @@ impl Wake for ChannelWake {
   }
 }
 
-fn owner(manager: u64) -> (Owner, mpsc::Receiver<()>) {
+fn owner(_manager: u64) -> (Owner, mpsc::Receiver<()>) {
+  let _ = start_timer();
+  let manager = ManagerId::next();
   let (tx, rx) = mpsc::channel();
   let inbox = Arc::new(Inbox::new(Box::new(ChannelWake(Mutex::new(tx)))));
   (Owner { inbox, manager }, rx)
@@ -21,14 +24,14 @@ fn owner(manager: u64) -> (Owner, mpsc::Receiver<()>) {
 const TTL: Duration = Duration::from_secs(10);
 const FOREVER: Option<Duration> = None;
 
-fn granted(a: Acquire) -> Id {
+fn granted(a: Acquire) -> LockId {
   match a {
     Acquire::Granted(id) => id,
     other => panic!("expected a grant, got {other:?}"),
   }
 }
 
-fn queued(a: Acquire) -> Id {
+fn queued(a: Acquire) -> WaiterId {
   match a {
     Acquire::Queued(id) => id,
     other => panic!("expected to queue, got {other:?}"),
@@ -64,12 +67,12 @@ fn waiters_are_served_in_arrival_order_inline_on_the_same_thread() {
   let t = Table::new();
   let (o, _rx) = owner(1);
   let mut holder = granted(t.acquire(b"k", TTL, FOREVER, &o));
-  let waiters: Vec<Id> = (0..5)
+  let waiters: Vec<WaiterId> = (0..5)
     .map(|_| queued(t.acquire(b"k", TTL, FOREVER, &o)))
     .collect();
   for w in waiters {
     let next = t.release(holder, &o.inbox).expect("handed off inline");
-    assert_eq!(next, w);
+    assert_eq!(next, w.granted());
     holder = next;
   }
   assert_eq!(t.release(holder, &o.inbox), None);
@@ -105,7 +108,7 @@ fn ttl_expiry_hands_the_key_to_the_next_waiter() {
   assert_eq!(t.release(stale, &a.inbox), None);
   assert!(!t.extend(stale, TTL));
   assert!(t.is_locked(b"k"));
-  assert!(t.extend(w, TTL));
+  assert!(t.extend(w.granted(), TTL));
 }
 
 #[test]
@@ -146,7 +149,7 @@ fn cancel_removes_a_waiter_at_once() {
   let w2 = queued(t.acquire(b"k", TTL, FOREVER, &o));
   assert!(t.cancel(w1));
   assert!(!t.cancel(w1));
-  assert_eq!(t.release(holder, &o.inbox), Some(w2));
+  assert_eq!(t.release(holder, &o.inbox), Some(w2.granted()));
   // A holder cannot be cancelled, and a waiter cannot release.
   assert!(!t.cancel(w2));
 }
@@ -173,7 +176,8 @@ fn removing_an_owner_passes_its_keys_on_and_drops_its_waiters() {
   granted(t.acquire(b"k", TTL, FOREVER, &a));
   queued(t.acquire(b"k", TTL, FOREVER, &a));
   let wb = queued(t.acquire(b"k", TTL, FOREVER, &b));
-  t.remove_owners(|o| o.manager == 1);
+  let gone = a.manager;
+  t.remove_owners(|o| o.manager == gone);
   rxb
     .recv_timeout(Duration::from_secs(2))
     .expect("b gets the key");
@@ -190,7 +194,7 @@ fn a_closed_inbox_is_skipped_at_handoff() {
   queued(t.acquire(b"k", TTL, FOREVER, &dead));
   let w = queued(t.acquire(b"k", TTL, FOREVER, &a));
   dead.inbox.close();
-  assert_eq!(t.release(h, &a.inbox), Some(w));
+  assert_eq!(t.release(h, &a.inbox), Some(w.granted()));
 }
 
 #[test]

@@ -1,10 +1,37 @@
-//! The Redis backend: Redlock over one or N independent masters, wire-compatible with
-//! node-redlock (see `scripts.rs`).
+//! The Redis store: Redlock over one or N independent masters, wire-compatible with
+//! node-redlock (see `scripts.rs`). Everything above one attempt (local queue, retries,
+//! handoff) is `remote::RemoteManager`'s.
 
-mod manager;
 mod node;
+mod ops;
 mod redlock;
 mod scripts;
 
-pub use manager::{Outcome, RedisManager};
-pub use redlock::Failure;
+#[cfg(test)]
+mod tests;
+
+pub use node::Node;
+pub use redlock::{Endpoint, Redlock};
+
+use std::time::Duration;
+
+use crate::config::RedisConfig;
+use crate::core::Error;
+
+/// Opens (lazily) a connection to every node of `cfg`.
+pub fn connect(cfg: &RedisConfig) -> Result<Redlock<Node>, Error> {
+  let timeout = Duration::from_millis(cfg.node_timeout_ms as u64);
+  let connect = Duration::from_millis(cfg.connect_timeout_ms as u64);
+  let nodes = cfg
+    .nodes
+    .iter()
+    .map(|n| Node::new(n, timeout, connect))
+    .collect::<Result<Vec<_>, _>>()?;
+  Ok(Redlock::new(nodes, cfg.drift_factor))
+}
+
+/// How long `destroy()` lets running requests clean up: an attempt and its clean-up each
+/// take at most a node timeout, plus a retry pause.
+pub fn destroy_bound(cfg: &RedisConfig) -> Duration {
+  Duration::from_millis((cfg.node_timeout_ms * 3.0) as u64) + Duration::from_secs(1)
+}

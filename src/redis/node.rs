@@ -5,48 +5,14 @@
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-use super::scripts;
+use super::ops::{describe, is_noscript, judge, Op, Reply};
+use super::redlock::Endpoint;
 use crate::config::RedisNode;
-
-/// What a node said about one operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-  /// The operation took effect (key set, deleted or extended).
-  Yes,
-  /// The node answered but refused: the key is held by someone else (or not ours).
-  No,
-  /// No usable answer: unreachable, timed out, or an error reply.
-  Failed(String),
-}
-
-#[derive(Debug, Clone)]
-enum Op {
-  /// `SET key token NX PX ttl`
-  Acquire {
-    key: String,
-    token: String,
-    ttl_ms: u64,
-  },
-  Release {
-    key: String,
-    token: String,
-  },
-  Extend {
-    key: String,
-    token: String,
-    ttl_ms: u64,
-  },
-  /// The key passes from token `from` to token `to` (see `scripts::TRANSFER`).
-  Transfer {
-    key: String,
-    from: String,
-    to: String,
-    ttl_ms: u64,
-  },
-}
+use crate::core::{runtime, CauseKind, Error, ErrorKind};
 
 struct Job {
   op: Op,
@@ -58,29 +24,47 @@ const MAX_BATCH: usize = 512;
 
 pub struct Node {
   /// `host:port` (never credentials): how errors name the node.
-  pub label: String,
+  label: String,
   jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl Node {
   /// Connects lazily: a node that is down now is retried on every later operation.
-  pub fn new(
-    cfg: &RedisNode,
-    timeout: Duration,
-    connect_timeout: Duration,
-  ) -> Result<Node, String> {
-    let client =
-      redis::Client::open(cfg.url.as_str()).map_err(|e| format!("{}: {}", cfg.label, e))?;
+  pub fn new(cfg: &RedisNode, timeout: Duration, connect_timeout: Duration) -> Result<Node, Error> {
+    let config_error = |e: redis::RedisError| {
+      Error::new(
+        ErrorKind::Config,
+        format!("{}: {}", cfg.label, describe(&e).1),
+      )
+    };
+    let client = match &cfg.tls {
+      Some(tls) => {
+        // rustls needs one crypto provider per process; a second install is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs = redis::TlsCertificates {
+          client_tls: match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+              client_cert: cert.clone(),
+              client_key: key.clone(),
+            }),
+            _ => None,
+          },
+          root_cert: tls.ca.clone(),
+        };
+        redis::Client::build_with_tls(cfg.url.as_str(), certs)
+      }
+      None => redis::Client::open(cfg.url.as_str()),
+    }
+    .map_err(config_error)?;
     let config = ConnectionManagerConfig::new()
       .set_connection_timeout(Some(connect_timeout))
       .set_response_timeout(Some(timeout))
       .set_number_of_retries(1)
       .set_max_delay(Duration::from_millis(200));
-    let rt = crate::runtime::runtime();
+    let rt = runtime::runtime();
     let conn = {
       let _guard = rt.enter();
-      ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| format!("{}: {}", cfg.label, e))?
+      ConnectionManager::new_lazy_with_config(client, config).map_err(config_error)?
     };
     let (jobs, rx) = mpsc::unbounded_channel();
     rt.spawn(write_batches(rx, conn, timeout));
@@ -89,56 +73,25 @@ impl Node {
       jobs,
     })
   }
+}
 
-  pub async fn acquire(&self, key: &str, token: &str, ttl_ms: u64) -> Reply {
-    self
-      .ask(Op::Acquire {
-        key: key.into(),
-        token: token.into(),
-        ttl_ms,
-      })
-      .await
+impl Endpoint for Node {
+  fn label(&self) -> &str {
+    &self.label
   }
 
-  pub async fn release(&self, key: &str, token: &str) -> Reply {
-    self
-      .ask(Op::Release {
-        key: key.into(),
-        token: token.into(),
-      })
-      .await
-  }
-
-  pub async fn extend(&self, key: &str, token: &str, ttl_ms: u64) -> Reply {
-    self
-      .ask(Op::Extend {
-        key: key.into(),
-        token: token.into(),
-        ttl_ms,
-      })
-      .await
-  }
-
-  pub async fn transfer(&self, key: &str, from: &str, to: &str, ttl_ms: u64) -> Reply {
-    self
-      .ask(Op::Transfer {
-        key: key.into(),
-        from: from.into(),
-        to: to.into(),
-        ttl_ms,
-      })
-      .await
-  }
-
-  async fn ask(&self, op: Op) -> Reply {
+  fn call(&self, op: Op) -> impl Future<Output = Reply> + Send {
     let (reply, answer) = oneshot::channel();
-    if self.jobs.send(Job { op, reply }).is_err() {
-      return Reply::Failed("closed".into());
+    let sent = self.jobs.send(Job { op, reply }).is_ok();
+    async move {
+      if !sent {
+        return Reply::Failed(CauseKind::Closed, "closed".into());
+      }
+      // The writer always answers within the node timeout; a dropped sender means shutdown.
+      answer
+        .await
+        .unwrap_or_else(|_| Reply::Failed(CauseKind::Closed, "closed".into()))
     }
-    // The writer always answers within the node timeout; a dropped sender means shutdown.
-    answer
-      .await
-      .unwrap_or_else(|_| Reply::Failed("closed".into()))
   }
 }
 
@@ -168,135 +121,59 @@ async fn send_batch(batch: Vec<Job>, mut conn: ConnectionManager, timeout: Durat
   let mut pipe = redis::pipe();
   pipe.ignore_errors();
   for job in &batch {
-    match &job.op {
-      Op::Acquire { key, token, ttl_ms } => {
-        pipe
-          .cmd("SET")
-          .arg(key)
-          .arg(token)
-          .arg("NX")
-          .arg("PX")
-          .arg(ttl_ms);
-      }
-      Op::Release { key, token } => {
-        pipe
-          .cmd("EVALSHA")
-          .arg(scripts::RELEASE.get_hash())
-          .arg(1)
-          .arg(key)
-          .arg(token);
-      }
-      Op::Extend { key, token, ttl_ms } => {
-        pipe
-          .cmd("EVALSHA")
-          .arg(scripts::EXTEND.get_hash())
-          .arg(1)
-          .arg(key)
-          .arg(token)
-          .arg(ttl_ms);
-      }
-      Op::Transfer {
-        key,
-        from,
-        to,
-        ttl_ms,
-      } => {
-        pipe
-          .cmd("EVALSHA")
-          .arg(scripts::TRANSFER.get_hash())
-          .arg(1)
-          .arg(key)
-          .arg(from)
-          .arg(to)
-          .arg(ttl_ms);
-      }
-    }
+    job.op.write(&mut pipe);
   }
   let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
   match replies {
     Ok(Ok(values)) if values.len() == batch.len() => {
       for (job, value) in batch.into_iter().zip(values) {
-        let reply = judge(&job.op, &value);
-        if reply == Reply::Failed("NOSCRIPT".into()) {
-          // The server lost its script cache (restart, SCRIPT FLUSH): load and run it.
+        if is_noscript(&value) {
           tokio::spawn(run_script(job, conn.clone(), timeout));
         } else {
-          let _ = job.reply.send(reply);
+          let _ = job.reply.send(judge(&job.op, &value));
         }
       }
     }
-    Ok(Ok(_)) => fail_all(batch, "unexpected reply count".into()),
-    Ok(Err(e)) => fail_all(batch, describe(&e)),
-    Err(_) => fail_all(batch, format!("no reply within {} ms", timeout.as_millis())),
+    Ok(Ok(_)) => fail_all(batch, CauseKind::Server, "unexpected reply count".into()),
+    Ok(Err(e)) => {
+      let (kind, why) = describe(&e);
+      fail_all(batch, kind, why)
+    }
+    Err(_) => fail_all(batch, CauseKind::Timeout, no_reply(timeout)),
   }
 }
 
 /// One script call through redis-rs's EVALSHA-then-load path.
 async fn run_script(job: Job, mut conn: ConnectionManager, timeout: Duration) {
+  let Some((script, key, args)) = job.op.script() else {
+    let _ = job
+      .reply
+      .send(Reply::Failed(CauseKind::Server, "NOSCRIPT".into()));
+    return;
+  };
   let fut = async {
-    match &job.op {
-      Op::Release { key, token } => {
-        let mut inv = scripts::RELEASE.prepare_invoke();
-        inv.key(key).arg(token);
-        inv.invoke_async::<i64>(&mut conn).await
-      }
-      Op::Extend { key, token, ttl_ms } => {
-        let mut inv = scripts::EXTEND.prepare_invoke();
-        inv.key(key).arg(token).arg(*ttl_ms);
-        inv.invoke_async::<i64>(&mut conn).await
-      }
-      Op::Transfer {
-        key,
-        from,
-        to,
-        ttl_ms,
-      } => {
-        let mut inv = scripts::TRANSFER.prepare_invoke();
-        inv.key(key).arg(from).arg(to).arg(*ttl_ms);
-        inv.invoke_async::<i64>(&mut conn).await
-      }
-      Op::Acquire { .. } => Ok(0),
-    }
+    let mut inv = script.prepare_invoke();
+    inv.key(&*key).arg(args);
+    inv.invoke_async::<i64>(&mut conn).await
   };
   let reply = match tokio::time::timeout(timeout, fut).await {
     Ok(Ok(1)) => Reply::Yes,
     Ok(Ok(_)) => Reply::No,
-    Ok(Err(e)) => Reply::Failed(describe(&e)),
-    Err(_) => Reply::Failed(format!("no reply within {} ms", timeout.as_millis())),
+    Ok(Err(e)) => {
+      let (kind, why) = describe(&e);
+      Reply::Failed(kind, why)
+    }
+    Err(_) => Reply::Failed(CauseKind::Timeout, no_reply(timeout)),
   };
   let _ = job.reply.send(reply);
 }
 
-fn judge(op: &Op, value: &Value) -> Reply {
-  match (op, value) {
-    (_, Value::ServerError(e)) if e.code() == "NOSCRIPT" => Reply::Failed("NOSCRIPT".into()),
-    (_, Value::ServerError(e)) => {
-      Reply::Failed(format!("{}: {}", e.code(), e.details().unwrap_or("")))
-    }
-    (Op::Acquire { .. }, Value::Okay) => Reply::Yes,
-    (Op::Acquire { .. }, Value::SimpleString(s)) if s == "OK" => Reply::Yes,
-    (Op::Acquire { .. }, Value::Nil) => Reply::No,
-    (_, Value::Int(1)) => Reply::Yes,
-    (_, Value::Int(_)) => Reply::No,
-    (_, other) => Reply::Failed(format!("unexpected reply {other:?}")),
-  }
+fn no_reply(timeout: Duration) -> String {
+  format!("no reply within {} ms", timeout.as_millis())
 }
 
-fn fail_all(batch: Vec<Job>, why: String) {
+fn fail_all(batch: Vec<Job>, kind: CauseKind, why: String) {
   for job in batch {
-    let _ = job.reply.send(Reply::Failed(why.clone()));
-  }
-}
-
-/// A redis-rs error in words, without anything that could carry credentials.
-fn describe(e: &redis::RedisError) -> String {
-  if e.is_connection_refusal() {
-    "connection refused".into()
-  } else if e.is_timeout() {
-    "timed out".into()
-  } else if e.is_connection_dropped() || e.is_io_error() {
-    format!("connection lost ({})", e.category())
-  } else {
-    e.to_string()
+    let _ = job.reply.send(Reply::Failed(kind, why.clone()));
   }
 }

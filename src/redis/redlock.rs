@@ -1,43 +1,30 @@
 //! Redlock over N independent masters, as redis.io specifies it: every node at once, a
 //! decision as soon as the quorum outcome is known (a hung node never holds an attempt
 //! past the per-node timeout), elapsed time on a monotonic clock, success only with
-//! `votes ≥ quorum` and `ttl − elapsed − drift > 0`, release on every node after a failed
-//! attempt, and retries after `retryDelay ± retryJitter`.
+//! `votes ≥ quorum` and `ttl − elapsed − drift > 0`, and our token taken back from every
+//! node after a failed attempt. Retries are the manager's (`remote::RetryPolicy`).
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::node::{Node, Reply};
-use crate::config::RedisConfig;
+use super::ops::{Op, Reply};
+use tokio::sync::oneshot;
 
-pub struct Redlock {
-  nodes: Vec<Arc<Node>>,
+use crate::core::{runtime, Cause, CauseKind};
+use crate::remote::{Attempt, Store, Validity};
+
+/// A node as Redlock sees it: a name for messages and a way to run one operation.
+pub trait Endpoint: Send + Sync + 'static {
+  fn label(&self) -> &str;
+  fn call(&self, op: Op) -> impl Future<Output = Reply> + Send;
+}
+
+pub struct Redlock<E: Endpoint> {
+  nodes: Vec<Arc<E>>,
   quorum: usize,
   drift_factor: f64,
-  retry_count: i64,
-  retry_delay: f64,
-  retry_jitter: f64,
-}
-
-pub struct Acquired {
-  pub token: String,
-  /// Until when the lock is ours for sure (start of the winning attempt + ttl − drift).
-  pub valid_until: Instant,
-  /// When the key is gone from every node that took it, at the latest.
-  pub expires_at: Instant,
-  pub attempts: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-  /// A quorum answered, and the resource was held: node-redlock's LockError.
-  Busy { attempts: u32 },
-  /// No quorum could be reached; `causes` says why, per node.
-  Unavailable { attempts: u32, causes: Vec<String> },
-  /// extend(): a quorum says the key no longer holds our token.
-  Lost,
 }
 
 /// The votes of one round.
@@ -45,18 +32,21 @@ pub enum Failure {
 struct Tally {
   yes: usize,
   no: usize,
-  causes: Vec<String>,
+  causes: Vec<Cause>,
 }
 
-impl Redlock {
-  pub fn new(nodes: Vec<Arc<Node>>, cfg: &RedisConfig) -> Redlock {
+/// How long a node that could not be reached waits before a release is sent again.
+const RELEASE_RETRY: Duration = Duration::from_millis(100);
+
+/// How long a failed round waits for the nodes still out, so its causes name them all.
+const STRAGGLER_GRACE: Duration = Duration::from_millis(25);
+
+impl<E: Endpoint> Redlock<E> {
+  pub fn new(nodes: Vec<E>, drift_factor: f64) -> Self {
     Redlock {
       quorum: nodes.len() / 2 + 1,
-      nodes,
-      drift_factor: cfg.drift_factor,
-      retry_count: cfg.retry_count,
-      retry_delay: cfg.retry_delay_ms,
-      retry_jitter: cfg.retry_jitter_ms,
+      nodes: nodes.into_iter().map(Arc::new).collect(),
+      drift_factor,
     }
   }
 
@@ -65,190 +55,225 @@ impl Redlock {
     Duration::from_millis((self.drift_factor * ttl.as_millis() as f64).round() as u64 + 2)
   }
 
-  fn more_attempts(&self, attempts: u32) -> bool {
-    self.retry_count < 0 || (attempts as i64) <= self.retry_count
-  }
-
-  fn retry_pause(&self) -> Duration {
-    let mut b = [0u8; 4];
-    let unit = if getrandom::fill(&mut b).is_ok() {
-      u32::from_le_bytes(b) as f64 / u32::MAX as f64
-    } else {
-      0.5
-    };
-    let ms = self.retry_delay + (2.0 * unit - 1.0) * self.retry_jitter;
-    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
-  }
-
-  /// Takes `key` on a quorum with a fresh 128-bit token, or says why not.
-  /// `cancelled` is checked between attempts.
-  pub async fn acquire(
-    &self,
-    key: &str,
-    ttl: Duration,
-    cancelled: impl Fn() -> bool,
-  ) -> Result<Acquired, Failure> {
-    let token = crate::token::random_token_hex().map_err(|e| Failure::Unavailable {
-      attempts: 0,
-      causes: vec![format!("no OS randomness for a token: {e}")],
-    })?;
-    let ttl_ms = ttl.as_millis() as u64;
-    let mut attempts = 0u32;
-    loop {
-      attempts += 1;
-      let start = Instant::now();
-      let tally = self.round(true, |n| {
-        let (key, token) = (key.to_owned(), token.clone());
-        async move { n.acquire(&key, &token, ttl_ms).await }
-      });
-      let tally = tally.await;
-      let valid_until = start + ttl.saturating_sub(self.drift(ttl));
-      let replied = Instant::now();
-      if tally.yes >= self.quorum && replied < valid_until {
-        return Ok(Acquired {
-          token,
-          valid_until,
-          // Every node counted its PX from when the SET arrived, before its reply did;
-          // Redis expires with 1 ms precision.
-          expires_at: replied + ttl + Duration::from_millis(2),
-          attempts,
-        });
-      }
-      // Partial or late: take back whatever we set, everywhere, before anything else.
-      self.release(key, &token).await;
-      if !self.more_attempts(attempts) || cancelled() {
-        return Err(if tally.yes + tally.no >= self.quorum {
-          Failure::Busy { attempts }
-        } else {
-          Failure::Unavailable {
-            attempts,
-            causes: tally.causes,
-          }
-        });
-      }
-      tokio::time::sleep(self.retry_pause()).await;
-      if cancelled() {
-        return Err(Failure::Busy { attempts });
-      }
-    }
-  }
-
-  /// Takes `key` over from `from` (a holder of this process handing it on) with a fresh
-  /// token, in one round. On failure both tokens are taken back everywhere, and the
-  /// caller falls back to `acquire`.
-  pub async fn transfer(&self, key: &str, from: &str, ttl: Duration) -> Option<Acquired> {
-    let token = crate::token::random_token_hex().ok()?;
-    let ttl_ms = ttl.as_millis() as u64;
-    let start = Instant::now();
-    let tally = self
-      .round(true, |n| {
-        let (key, from, to) = (key.to_owned(), from.to_owned(), token.clone());
-        async move { n.transfer(&key, &from, &to, ttl_ms).await }
-      })
-      .await;
+  /// The validity of a round that started at `start` and won: ours until start + ttl −
+  /// drift; gone from every node by the reply + ttl (each node counted its PX from when
+  /// the command arrived, before its reply did).
+  fn validity(&self, start: Instant, ttl: Duration) -> Option<Validity> {
     let valid_until = start + ttl.saturating_sub(self.drift(ttl));
     let replied = Instant::now();
-    if tally.yes >= self.quorum && replied < valid_until {
-      return Some(Acquired {
-        token,
-        valid_until,
-        expires_at: replied + ttl + Duration::from_millis(2),
-        attempts: 1,
-      });
-    }
-    self.release(key, &token).await;
-    self.release(key, from).await;
-    None
+    (replied < valid_until).then(|| Validity {
+      valid_until,
+      expires_at: replied + ttl + Duration::from_millis(2),
+      fence: None,
+    })
   }
 
-  /// Makes the key expire `ttl` from now on a quorum, while it still holds `token`.
-  /// Never deletes anything: a slow or failed extend leaves the lock as it was.
-  /// Returns the new validity end and the new latest expiry.
-  pub async fn extend(
-    &self,
-    key: &str,
-    token: &str,
-    ttl: Duration,
-    valid_until: Instant,
-  ) -> Result<(Instant, Instant), Failure> {
-    let ttl_ms = ttl.as_millis() as u64;
-    let mut attempts = 0u32;
-    loop {
-      attempts += 1;
-      let start = Instant::now();
-      let tally = self
-        .round(true, |n| {
-          let (key, token) = (key.to_owned(), token.to_owned());
-          async move { n.extend(&key, &token, ttl_ms).await }
-        })
-        .await;
-      let new_valid = start + ttl.saturating_sub(self.drift(ttl));
-      if tally.yes >= self.quorum && Instant::now() < new_valid {
-        return Ok((new_valid, Instant::now() + ttl + Duration::from_millis(2)));
-      }
-      if tally.no > self.nodes.len() - self.quorum {
-        return Err(Failure::Lost);
-      }
-      if !self.more_attempts(attempts) || Instant::now() >= valid_until {
-        return Err(if Instant::now() >= valid_until {
-          Failure::Lost
-        } else {
-          Failure::Unavailable {
-            attempts,
-            causes: tally.causes,
-          }
-        });
-      }
-      tokio::time::sleep(
-        self
-          .retry_pause()
-          .min(valid_until.saturating_duration_since(Instant::now())),
-      )
-      .await;
-    }
-  }
-
-  /// Deletes the key on every node where it holds `token`; waits for every node (each
-  /// bounded by the per-node timeout) so that, once this returns, the key is gone
-  /// wherever a node answered.
-  pub async fn release(&self, key: &str, token: &str) {
-    self
-      .round(false, |n| {
-        let (key, token) = (key.to_owned(), token.to_owned());
-        async move { n.release(&key, &token).await }
-      })
-      .await;
-  }
-
-  /// Sends `op` to every node at once. With `early`, stops as soon as the outcome of the
-  /// quorum is known either way.
-  async fn round<F, Fut>(&self, early: bool, op: F) -> Tally
-  where
-    F: Fn(Arc<Node>) -> Fut,
-    Fut: Future<Output = Reply>,
-  {
+  /// Sends `op` to every node at once and stops as soon as the quorum outcome is known
+  /// either way. When no quorum answered, every node is accounted for in the causes:
+  /// stragglers get a short grace, then count as not having answered in time.
+  async fn round(&self, op: impl Fn() -> Op) -> Tally {
     let n = self.nodes.len();
     let mut pending: FuturesUnordered<_> = self
       .nodes
       .iter()
-      .map(|node| {
-        let label = node.label.clone();
-        let fut = op(node.clone());
-        async move { (label, fut.await) }
+      .enumerate()
+      .map(|(i, node)| {
+        let (node, op) = (node.clone(), op());
+        async move { (i, node.call(op).await) }
       })
       .collect();
     let mut t = Tally::default();
-    while let Some((label, reply)) = pending.next().await {
+    let mut heard = vec![false; n];
+    let mut count = |t: &mut Tally, i: usize, reply: Reply| {
+      heard[i] = true;
       match reply {
         Reply::Yes => t.yes += 1,
         Reply::No => t.no += 1,
-        Reply::Failed(why) => t.causes.push(format!("{label}: {why}")),
+        Reply::Failed(kind, message) => t.causes.push(Cause {
+          node: self.nodes[i].label().to_string(),
+          kind,
+          message,
+        }),
       }
+    };
+    while let Some((i, reply)) = pending.next().await {
+      count(&mut t, i, reply);
       let against = n - t.yes - pending.len();
-      if early && (t.yes >= self.quorum || against > n - self.quorum) {
+      if t.yes >= self.quorum || against > n - self.quorum {
         break;
       }
     }
+    if t.yes + t.no < self.quorum && !pending.is_empty() {
+      let grace = tokio::time::sleep(STRAGGLER_GRACE);
+      tokio::pin!(grace);
+      loop {
+        tokio::select! {
+          next = pending.next() => match next {
+            Some((i, reply)) => count(&mut t, i, reply),
+            None => break,
+          },
+          _ = &mut grace => break,
+        }
+      }
+      for (i, node) in self.nodes.iter().enumerate() {
+        if !heard[i] {
+          t.causes.push(Cause {
+            node: node.label().to_string(),
+            kind: CauseKind::Timeout,
+            message: "no reply before the attempt was decided".into(),
+          });
+        }
+      }
+    }
     t
+  }
+
+  /// Sends a compare-and-delete of `key` for `token` to every node at once, each in a
+  /// task of its own; a node that could not be reached is tried again until `until`.
+  /// Each receiver says whether that node's first try got an answer.
+  fn send_release(
+    &self,
+    key: &Arc<[u8]>,
+    token: &str,
+    until: Instant,
+  ) -> Vec<oneshot::Receiver<bool>> {
+    let rt = runtime::runtime();
+    self
+      .nodes
+      .iter()
+      .map(|node| {
+        let (first_tx, first_rx) = oneshot::channel();
+        let (node, key, token) = (node.clone(), key.clone(), token.to_owned());
+        rt.spawn(async move {
+          let mut first = Some(first_tx);
+          loop {
+            let op = Op::Release {
+              key: key.clone(),
+              token: token.clone(),
+            };
+            let answered = !matches!(node.call(op).await, Reply::Failed(..));
+            if let Some(tx) = first.take() {
+              let _ = tx.send(answered);
+            }
+            if answered || Instant::now() + RELEASE_RETRY >= until {
+              break;
+            }
+            tokio::time::sleep(RELEASE_RETRY).await;
+          }
+        });
+        first_rx
+      })
+      .collect()
+  }
+
+  /// Releases everywhere and resolves once a quorum answered, or every node's first
+  /// try ended (the retries go on in the background).
+  async fn release_everywhere(&self, key: &Arc<[u8]>, token: &str, until: Instant) {
+    let mut firsts: FuturesUnordered<_> =
+      self.send_release(key, token, until).into_iter().collect();
+    let mut answered = 0;
+    while let Some(r) = firsts.next().await {
+      answered += usize::from(r.unwrap_or(false));
+      if answered >= self.quorum {
+        break;
+      }
+    }
+  }
+}
+
+impl<E: Endpoint> Store for Redlock<E> {
+  async fn try_acquire(&self, key: &[u8], token: &str, ttl: Duration) -> Attempt {
+    let key: Arc<[u8]> = key.into();
+    let ttl_ms = ttl.as_millis() as u64;
+    let start = Instant::now();
+    let tally = self
+      .round(|| Op::Acquire {
+        key: key.clone(),
+        token: token.to_owned(),
+        ttl_ms,
+      })
+      .await;
+    if tally.yes >= self.quorum {
+      if let Some(v) = self.validity(start, ttl) {
+        return Attempt::Won(v);
+      }
+    }
+    // Partial or late: take back whatever we set, everywhere. Not awaited (the next
+    // attempt, on the same connections, is queued behind it) and not retried later (a
+    // late delete could hit the next attempt's key).
+    if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
+      self.send_release(&key, token, Instant::now());
+    }
+    if tally.yes + tally.no >= self.quorum {
+      Attempt::Held
+    } else {
+      Attempt::Failed(tally.causes)
+    }
+  }
+
+  async fn try_extend(&self, key: &[u8], token: &str, ttl: Duration) -> Attempt {
+    let key: Arc<[u8]> = key.into();
+    let ttl_ms = ttl.as_millis() as u64;
+    let start = Instant::now();
+    let tally = self
+      .round(|| Op::Extend {
+        key: key.clone(),
+        token: token.to_owned(),
+        ttl_ms,
+      })
+      .await;
+    if tally.yes >= self.quorum {
+      if let Some(v) = self.validity(start, ttl) {
+        return Attempt::Won(v);
+      }
+    }
+    if tally.no > self.nodes.len() - self.quorum {
+      Attempt::Held
+    } else {
+      Attempt::Failed(tally.causes)
+    }
+  }
+
+  async fn release(&self, key: &[u8], token: &str, until: Instant) {
+    self.release_everywhere(&key.into(), token, until).await
+  }
+
+  async fn inspect(&self, key: &[u8]) -> Result<bool, Vec<Cause>> {
+    let key: Arc<[u8]> = key.into();
+    let tally = self.round(|| Op::Inspect { key: key.clone() }).await;
+    if tally.yes + tally.no >= self.quorum {
+      Ok(tally.yes > 0)
+    } else {
+      Err(tally.causes)
+    }
+  }
+
+  async fn try_transfer(
+    &self,
+    key: &[u8],
+    from: &str,
+    to: &str,
+    ttl: Duration,
+  ) -> Option<Validity> {
+    let key: Arc<[u8]> = key.into();
+    let ttl_ms = ttl.as_millis() as u64;
+    let start = Instant::now();
+    let tally = self
+      .round(|| Op::Transfer {
+        key: key.clone(),
+        from: from.to_owned(),
+        to: to.to_owned(),
+        ttl_ms,
+      })
+      .await;
+    if tally.yes >= self.quorum {
+      if let Some(v) = self.validity(start, ttl) {
+        return Some(v);
+      }
+    }
+    if tally.yes > 0 {
+      self.release_everywhere(&key, to, Instant::now()).await;
+    }
+    None
   }
 }

@@ -40,8 +40,8 @@ for (const E of [LockError, ConfigError, DestroyedError, AbortError]) {
   Object.defineProperty(E.prototype, 'name', { value: E.name, writable: true, configurable: true })
 }
 
-function typeError(message, code = 'E_INVALID_ARG') {
-  const e = new TypeError(message)
+function typeError(message, code = 'E_INVALID_ARG', cause) {
+  const e = new TypeError(message, cause === undefined ? undefined : { cause })
   e.code = code
   return e
 }
@@ -68,6 +68,38 @@ function expiredError(resource) {
   )
 }
 
+// Redis: no quorum reachable. `causes` keeps node-redlock-era strings ("host:port: why"),
+// `failures` the structured form ({ node, kind, message }).
+function unavailableError(resource, e) {
+  const failures = e.failures
+  const causes = failures.map((f) => `${f.node}: ${f.message}`)
+  const why = causes.length > 0 ? `: ${causes.join('; ')}` : ''
+  const err = new LockError(`Unable to reach a quorum of Redis nodes for the resource "${resource}" after ${e.attempts} attempts${why}`, {
+    code: 'E_UNAVAILABLE',
+    attempts: e.attempts,
+    resource,
+    causes,
+  })
+  err.failures = failures
+  return err
+}
+
+// A failed remote request, as the error the caller sees.
+function remoteError(e, resource, retry) {
+  switch (e.code) {
+    case 'E_LOCK_BUSY':
+      return busyError(resource, retry, e.attempts)
+    case 'E_UNAVAILABLE':
+      return unavailableError(resource, e)
+    case 'E_LOCK_EXPIRED':
+      return expiredError(resource)
+    case 'E_DESTROYED':
+      return new DestroyedError()
+    default:
+      return new LockError(e.message, { code: e.code, attempts: e.attempts, resource })
+  }
+}
+
 // Native config errors come back as plain Errors whose code says which class to use.
 function fromNative(err) {
   switch (err && err.code) {
@@ -80,6 +112,7 @@ function fromNative(err) {
     case 'E_DESTROYED':
       return new DestroyedError(err.message)
     default:
+      if (err && err.code === undefined) return typeError(`options cannot be read: ${err.message}`, 'E_CONFIG', err)
       return err
   }
 }
@@ -93,5 +126,7 @@ module.exports = {
   rangeError,
   busyError,
   expiredError,
+  unavailableError,
+  remoteError,
   fromNative,
 }

@@ -1,0 +1,125 @@
+// The Redis backend over TLS, against a real redis-server listening only on a TLS port
+// (tls-harness.mjs): a private CA given as a PEM string or a Buffer, and the failures a
+// client must report when it does not trust the server (an unrelated CA, the system roots
+// with `tls: true` or a rediss:// URL): E_UNAVAILABLE with a certificate reason per node,
+// no panic, and a process that still exits by itself.
+import { test, describe, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+
+import { create, LockError } from '../index.mjs'
+import { since, rejectsWith, withTimeout, runNode } from './helpers.mjs'
+import { makeCerts, useRedisTls } from './tls-harness.mjs'
+
+const CHILD = fileURLToPath(new URL('./fixtures/redis-tls-child.mjs', import.meta.url))
+const HEX32 = /^[0-9a-f]{32}$/
+
+const managers = []
+after(() => withTimeout(Promise.all(managers.map((m) => m.destroy())), 15000, 'destroying the TLS test managers'))
+
+const certs = makeCerts()
+const [server] = await useRedisTls(certs)
+const host = '127.0.0.1'
+
+function mk(connection, lockOptions = {}) {
+  const m = create({ type: 'redis', connection, lockOptions })
+  managers.push(m)
+  return m
+}
+
+let n = 0
+const key = (what) => `oxlock:tls:${what}:${++n}`
+
+/** lock/unlock over TLS, with the key visible on the server (over our own TLS socket) while held. */
+async function lockUnlock(connection) {
+  const m = mk(connection, { retryCount: 0 })
+  const k = key('ok')
+  const h = await withTimeout(m.lock(k, 5000), 10000, 'lock() over TLS')
+  assert.equal(h.resource, k)
+  assert.match(h.value, HEX32)
+  assert.equal(await server.cmd('GET', k), h.value, 'the key holds the token on the TLS server while the lock is held')
+  await withTimeout(h.unlock(), 10000, 'unlock() over TLS')
+  assert.equal(await server.cmd('GET', k), null, 'unlock() deleted the key')
+  // And again on the same connection.
+  const h2 = await withTimeout(m.lock(k, 5000), 10000, 'a second lock() over TLS')
+  assert.equal(await server.cmd('GET', k), h2.value)
+  await h2.unlock()
+}
+
+/** The rejection a client that does not trust the server's certificate must give. */
+async function untrusted(connection) {
+  const m = mk(connection, { retryCount: 0 })
+  const t0 = Date.now()
+  const err = await withTimeout(
+    rejectsWith(m.lock(key('untrusted'), 5000), LockError, 'E_UNAVAILABLE'),
+    10000,
+    'lock() against an untrusted TLS server must reject',
+  )
+  const ms = since(t0)
+  assert.ok(ms < 3000, `E_UNAVAILABLE should come within 3 s, took ${ms} ms`)
+  assert.ok(Array.isArray(err.causes), `err.causes should be an array, got ${JSON.stringify(err.causes)}`)
+  assert.ok(err.causes.length > 0, 'err.causes should not be empty')
+  for (const c of err.causes) {
+    assert.equal(typeof c, 'string')
+    assert.ok(c.startsWith(`${server.label}: `), `a cause reads "host:port: reason", got ${JSON.stringify(c)}`)
+  }
+  assert.ok(
+    err.causes.some((c) => /certificate/i.test(c)),
+    `a cause should say the certificate was refused, got ${JSON.stringify(err.causes)}`,
+  )
+  assert.ok(Array.isArray(err.failures), `err.failures should be an array, got ${JSON.stringify(err.failures)}`)
+  assert.equal(err.failures.length, 1, `one failure for the one node, got ${JSON.stringify(err.failures)}`)
+  const [f] = err.failures
+  assert.equal(f.node, server.label)
+  assert.equal(f.kind, 'tls', `failures[0].kind, in ${JSON.stringify(err.failures)}`)
+  assert.equal(typeof f.message, 'string')
+  assert.ok(f.message.length > 0, 'failures[0].message should not be empty')
+  return err
+}
+
+describe('TLS with a trusted private CA', { timeout: 30000 }, () => {
+  test('a: tls: { ca: <PEM string> }: lock/unlock works, the key is on the server while held', async () => {
+    await lockUnlock({ host, port: server.port, tls: { ca: certs.caPem } })
+  })
+
+  test('b: tls: { ca: <Buffer of the PEM> }: lock/unlock works, the key is on the server while held', async () => {
+    await lockUnlock({ host, port: server.port, tls: { ca: Buffer.from(certs.caPem) } })
+  })
+})
+
+describe('TLS with an untrusted server certificate', { timeout: 30000 }, () => {
+  test('c: an unrelated CA: E_UNAVAILABLE within 3 s, a certificate cause, failures of kind tls', async () => {
+    await untrusted({ host, port: server.port, tls: { ca: certs.otherCaPem } })
+  })
+
+  test('d: tls: true (system roots) against the self-signed server: as in c', async () => {
+    await untrusted({ host, port: server.port, tls: true })
+  })
+
+  test('d: a rediss:// URL (system roots) against the self-signed server: as in c', async () => {
+    await untrusted(`rediss://127.0.0.1:${server.port}`)
+  })
+
+  test('e: c and d in a child process: no panic, and it exits by itself with code 0 after destroy()', async () => {
+    const r = await runNode([CHILD, String(server.port), certs.otherCaFile], { killAfter: 30000 })
+    const report = `code ${r.code}, signal ${r.signal}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`
+    assert.doesNotMatch(r.stderr, /panicked/, `the child panicked:\n${report}`)
+    assert.equal(r.signal, null, `the child did not exit by itself (killed after 30 s):\n${report}`)
+    assert.equal(r.code, 0, `the child failed:\n${report}`)
+    const rejected = r.lines.filter((l) => l.ev === 'rejected')
+    assert.deepEqual(
+      rejected.map((l) => [l.name, l.code]),
+      [
+        ['wrong-ca', 'E_UNAVAILABLE'],
+        ['tls-true', 'E_UNAVAILABLE'],
+        ['rediss-url', 'E_UNAVAILABLE'],
+      ],
+      report,
+    )
+    for (const l of rejected) {
+      assert.ok(Array.isArray(l.causes) && l.causes.some((c) => /certificate/i.test(c)), `${l.name}: causes ${JSON.stringify(l.causes)}`)
+      assert.ok(l.ms < 3000, `${l.name}: took ${l.ms} ms`)
+    }
+    assert.ok(r.lines.some((l) => l.ev === 'destroyed'), report)
+  })
+})

@@ -1,0 +1,48 @@
+'use strict'
+
+// Delivers what the native side decided off this thread to the promises waiting for it:
+// grants and timeouts of queued in-memory lock() calls, and outcomes of remote requests.
+
+const { native, args, pending, removePending, setEventHandler } = require('./native.js')
+
+function take(id) {
+  const w = pending.get(id)
+  if (w === undefined) return undefined
+  removePending(id)
+  forget(w)
+  return w
+}
+
+function forget(w) {
+  if (w.signal !== undefined) w.signal.removeEventListener('abort', w.onAbort)
+}
+
+// An in-memory waiter holds the key now.
+function grant(id) {
+  const w = take(id)
+  if (w === undefined) return
+  if (w.settled) {
+    // Aborted while the grant was on its way: give the key straight back.
+    args[0] = w.manager._handle
+    args[1] = id
+    const next = native.release()
+    if (next !== 0) grant(next)
+    return
+  }
+  w.grant(id)
+}
+
+function deliver(events) {
+  for (const e of events) {
+    if (e.kind === 'granted') grant(e.id)
+    else {
+      const w = take(e.id)
+      // Unknown: an aborted request (the native side gives back what it took).
+      if (w !== undefined && !w.settled) w.settle(e)
+    }
+  }
+}
+
+setEventHandler(deliver)
+
+module.exports = { grant, forget, take }

@@ -1,0 +1,142 @@
+'use strict'
+
+// Lock handles: what lock() resolves. Only this library makes them: a handle made with
+// `new` from outside would otherwise name a lock by a guessable id.
+
+const { native, args } = require('./native.js')
+const { grant } = require('./events.js')
+const { DestroyedError, typeError, expiredError, remoteError } = require('./errors.js')
+const { checkTtl } = require('./check.js')
+
+const RESOLVED = Promise.resolve()
+const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
+
+let minting = false
+
+function checkMinting() {
+  if (!minting) throw typeError('lock handles are made by lock() and lockNs(), not with new', 'E_ILLEGAL_CONSTRUCTOR')
+  minting = false
+}
+
+/** A held in-memory lock. */
+class LockHandle {
+  #manager
+  #id
+  #held = true
+  #value
+
+  constructor(manager, resource, id) {
+    checkMinting()
+    this.#manager = manager
+    this.#id = id
+    /** The locked key, exactly as stored. */
+    this.resource = resource
+  }
+
+  /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */
+  get expiration() {
+    return this.#held ? native.expiration(this.#manager._handle, this.#id) : 0
+  }
+
+  /** The lock's unguessable token (32 hex chars). */
+  get value() {
+    if (this.#value === undefined) this.#value = native.token(this.#id)
+    return this.#value
+  }
+
+  unlock() {
+    if (this.#held) {
+      this.#held = false
+      args[0] = this.#manager._handle
+      args[1] = this.#id
+      const next = native.release()
+      if (next !== 0) grant(next)
+    }
+    return RESOLVED
+  }
+
+  extend(ttl) {
+    const m = this.#manager
+    try {
+      ttl = ttl === undefined ? m._ttl : checkTtl(ttl)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (m._destroyed) return Promise.reject(new DestroyedError())
+    args[0] = m._handle
+    args[1] = this.#id
+    args[2] = ttl
+    if (this.#held && native.extend()) return Promise.resolve(this)
+    return Promise.reject(expiredError(this.resource))
+  }
+
+  [asyncDispose]() {
+    return this.unlock()
+  }
+}
+
+/** A held lock on a remote store. */
+class RemoteLockHandle extends LockHandle {
+  #manager
+  #lockId
+  #value
+  #expiration
+  #held = true
+
+  constructor(manager, resource, e) {
+    minting = true
+    super(manager, resource, 0)
+    this.#manager = manager
+    this.#lockId = e.lockId
+    this.#value = e.value
+    this.#expiration = e.expiration
+    /** Attempts the acquisition took. */
+    this.attempts = e.attempts
+  }
+
+  get value() {
+    return this.#value
+  }
+
+  get expiration() {
+    return this.#held ? this.#expiration : 0
+  }
+
+  unlock() {
+    if (!this.#held) return RESOLVED
+    this.#held = false
+    const m = this.#manager
+    if (m._destroyed) return RESOLVED // destroy() releases it
+    return m._request(native.remoteUnlock(m._handle, this.#lockId), { unlock: true }, (e, resolve) => resolve())
+  }
+
+  extend(ttl) {
+    const m = this.#manager
+    try {
+      ttl = ttl === undefined ? m._ttl : checkTtl(ttl)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (m._destroyed) return Promise.reject(new DestroyedError())
+    const req = this.#held ? native.remoteExtend(m._handle, this.#lockId, ttl) : 0
+    // 0: refused without I/O, the lock's validity has passed.
+    if (req === 0) return Promise.reject(expiredError(this.resource))
+    return m._request(req, {}, (e, resolve, reject) => {
+      if (e.kind === 'extended') {
+        this.#expiration = e.expiration
+        resolve(this)
+      } else reject(remoteError(e.error, this.resource, m._retry))
+    })
+  }
+}
+
+function mintLockHandle(manager, resource, id) {
+  minting = true
+  return new LockHandle(manager, resource, id)
+}
+
+function mintRemoteHandle(manager, resource, e) {
+  return new RemoteLockHandle(manager, resource, e)
+}
+
+module.exports = { LockHandle, mintLockHandle, mintRemoteHandle, RESOLVED }

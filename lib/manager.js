@@ -1,0 +1,101 @@
+'use strict'
+
+// What every backend shares: the fields @leverege/lock exposes, the native manager behind
+// them, and the argument checks of lock() / lockNs(). A backend adds `_acquire(key, ttl,
+// signal)` and `destroy()`.
+
+const { native, context } = require('./native.js')
+const { ConfigError, DestroyedError, AbortError, typeError, fromNative } = require('./errors.js')
+const { describe, checkKey, checkTtl, checkSignal } = require('./check.js')
+
+// A manager dropped without destroy() still gives its locks and waiters back.
+const finalizer = new FinalizationRegistry((handle) => native.destroy(handle))
+
+function createNative(options, expected) {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
+    throw typeError(`options must be an object, got ${describe(options)}`, 'E_CONFIG')
+  }
+  try {
+    return native.create(context, options === undefined ? {} : options, expected)
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+class LockManager {
+  // `info` is passed by create(), which has made the native manager already.
+  constructor(options, type, info = createNative(options, type)) {
+    /** The prefix lockNs() puts before keys. */
+    this.namespace = info.namespace === null ? undefined : info.namespace
+    this.type = info.type
+    this._handle = info.handle
+    this._ttl = info.defaultTtl
+    this._retry = info.retry
+    this._destroyed = false
+    finalizer.register(this, info.handle, this)
+  }
+
+  /** Locks `key` as given. Resolves a LockHandle. */
+  lock(key, options) {
+    try {
+      checkKey(key)
+      return this.#lock(key, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** Locks `${namespace}:${key}`. */
+  lockNs(key, options) {
+    try {
+      checkKey(key)
+      if (this.namespace === undefined) throw new ConfigError('lockNs() needs a namespace: pass { namespace } to create()')
+      return this.#lock(`${this.namespace}:${key}`, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** Keys this manager holds or awaits (idle keys cost nothing). */
+  get size() {
+    return native.size(this._handle)
+  }
+
+  /** Whether `key` (not namespaced) is held right now: in memory by anyone in the table,
+   *  remotely by this manager. */
+  isLocked(key) {
+    checkKey(key)
+    return native.isLocked(this._handle, key)
+  }
+
+  #lock(key, options) {
+    let ttl = this._ttl
+    let signal
+    if (typeof options === 'number') ttl = checkTtl(options)
+    else if (options !== undefined && options !== null) {
+      if (typeof options !== 'object') throw typeError(`ttl must be a number or { ttl, signal }, got ${describe(options)}`)
+      let t
+      try {
+        t = options.ttl
+        signal = options.signal
+      } catch (e) {
+        throw typeError(`lock() options cannot be read: ${e && e.message}`, 'E_INVALID_ARG', e)
+      }
+      if (t !== undefined) ttl = checkTtl(t)
+      checkSignal(signal)
+    }
+    if (this._destroyed) throw new DestroyedError()
+    if (signal !== undefined && signal.aborted) throw new AbortError(key, signal.reason)
+    return this._acquire(key, ttl, signal)
+  }
+
+  // Marks the manager destroyed and stops the finalizer; false if it was already.
+  _markDestroyed() {
+    if (this._destroyed) return false
+    this._destroyed = true
+    finalizer.unregister(this)
+    return true
+  }
+}
+
+module.exports = { LockManager, createNative }

@@ -1,0 +1,68 @@
+'use strict'
+
+// Backends on a remote store (Redis today): every call is a native request whose outcome
+// arrives as an event (lib/events.js). Locking, queueing, retries and clean-up of aborted
+// requests all happen in the Rust core.
+
+const { native, pending, addPending, removePending } = require('./native.js')
+const { forget } = require('./events.js')
+const { mintRemoteHandle } = require('./handle.js')
+const { LockManager } = require('./manager.js')
+const { DestroyedError, AbortError, remoteError } = require('./errors.js')
+
+class RemoteLock extends LockManager {
+  _acquire(key, ttl, signal) {
+    const req = native.remoteLock(this._handle, key, ttl)
+    return this._request(req, { key, signal }, (e, resolve, reject) => {
+      if (e.kind === 'locked') resolve(mintRemoteHandle(this, key, e))
+      else reject(remoteError(e.error, key, this._retry))
+    })
+  }
+
+  // Registers request `req`; `done(event, resolve, reject)` settles it. An aborted request
+  // leaves `pending` at once: the native side gives back a lock it took.
+  _request(req, w, done) {
+    return new Promise((resolve, reject) => {
+      w.manager = this
+      w.settled = false
+      w.reject = reject
+      w.settle = (e) => done(e, resolve, reject)
+      const signal = w.signal
+      if (signal !== undefined) {
+        w.onAbort = () => {
+          removePending(req)
+          native.remoteCancel(this._handle, req)
+          signal.removeEventListener('abort', w.onAbort)
+          reject(new AbortError(w.key, signal.reason))
+        }
+        signal.addEventListener('abort', w.onAbort)
+      }
+      addPending(req, w)
+    })
+  }
+
+  /** Releases this manager's locks and closes its connections. Idempotent. */
+  destroy() {
+    if (!this._markDestroyed()) return this._destroying
+    for (const [id, w] of pending) {
+      if (w.manager !== this) continue
+      removePending(id)
+      forget(w)
+      // The native side stops these requests; settle them here.
+      if (w.unlock) w.settle({ kind: 'done' })
+      else w.reject(new DestroyedError())
+    }
+    const req = native.destroy(this._handle)
+    this._destroying = req === 0 ? Promise.resolve() : this._request(req, {}, (e, resolve) => resolve())
+    return this._destroying
+  }
+}
+
+/** A lock shareable between processes: Redlock over one or N Redis masters. */
+class RedisLock extends RemoteLock {
+  constructor(options, info) {
+    super(options, 'redis', info)
+  }
+}
+
+module.exports = { RemoteLock, RedisLock }

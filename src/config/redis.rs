@@ -1,0 +1,230 @@
+//! Options of `type: 'redis'`: the nodes (one, or N independent masters for Redlock) and
+//! node-redlock's `lockOptions`, plus the timeouts the Redlock spec asks for.
+
+use super::memory::LOCK_OPTION_FIELDS;
+use super::value::{config_err, range_err, type_err, Obj, Value};
+use super::{lock_options, retry_and_delay, RetryPolicy, Source, MAX_MS};
+use crate::core::Error;
+
+pub const DEFAULT_DRIFT_FACTOR: f64 = 0.01;
+pub const DEFAULT_RETRY_JITTER_MS: f64 = 100.0;
+pub const DEFAULT_NODE_TIMEOUT_MS: f64 = 500.0;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: f64 = 1000.0;
+
+const CONNECTION_FIELDS: &[&str] = &["host", "port", "username", "password", "db", "tls"];
+const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+  pub nodes: Vec<RedisNode>,
+  pub retry: RetryPolicy,
+  pub drift_factor: f64,
+  /// Per-node bound on one command: a dead or paused node never holds an attempt longer.
+  pub node_timeout_ms: f64,
+  pub connect_timeout_ms: f64,
+}
+
+/// One Redis master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisNode {
+  /// What redis-rs connects to (may hold credentials: never shown).
+  pub url: String,
+  /// `host:port`, for messages.
+  pub label: String,
+  pub tls: Option<TlsConfig>,
+}
+
+/// TLS beyond the system roots: PEM bytes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsConfig {
+  pub ca: Option<Vec<u8>>,
+  pub cert: Option<Vec<u8>>,
+  pub key: Option<Vec<u8>>,
+  /// `rejectUnauthorized: false`: no certificate or host name check (tests only).
+  pub insecure: bool,
+}
+
+pub(super) fn parse(src: &Source) -> Result<RedisConfig, Error> {
+  src.refuse("scope", "redis")?;
+  let nodes = match src.get("connection") {
+    None => vec![node_from_object(Obj::EMPTY, "connection")?],
+    Some((Value::Array(items), path)) => {
+      if items.is_empty() {
+        return Err(config_err(format!(
+          "{path} must list at least one Redis node"
+        )));
+      }
+      let mut nodes = Vec::with_capacity(items.len());
+      for (i, item) in items.iter().enumerate() {
+        nodes.push(node_from_value(item, &format!("{path}[{i}]"))?);
+      }
+      nodes
+    }
+    Some((v, path)) => vec![node_from_value(v, &path)?],
+  };
+  let lo = lock_options(src)?;
+  lo.only(LOCK_OPTION_FIELDS)?;
+  let (count, delay_ms) = retry_and_delay(src, lo)?;
+  Ok(RedisConfig {
+    nodes,
+    retry: RetryPolicy {
+      count,
+      delay_ms,
+      jitter_ms: lo.number_in("retryJitter", DEFAULT_RETRY_JITTER_MS, 0.0, MAX_MS)?,
+    },
+    drift_factor: lo.number_in("driftFactor", DEFAULT_DRIFT_FACTOR, 0.0, 0.5)?,
+    node_timeout_ms: lo.number_in("nodeTimeout", DEFAULT_NODE_TIMEOUT_MS, 1.0, MAX_MS)?,
+    connect_timeout_ms: lo.number_in("connectTimeout", DEFAULT_CONNECT_TIMEOUT_MS, 1.0, MAX_MS)?,
+  })
+}
+
+fn node_from_value(v: &Value, path: &str) -> Result<RedisNode, Error> {
+  match v {
+    Value::String(url) => node_from_url(url, path),
+    Value::Object(_) => node_from_object(Obj::of(v, path, "an object")?, path),
+    other => Err(type_err(
+      path,
+      "an object { host, port, ... } or a redis:// URL",
+      other,
+    )),
+  }
+}
+
+fn node_from_url(url: &str, path: &str) -> Result<RedisNode, Error> {
+  let rest = url
+    .strip_prefix("redis://")
+    .or_else(|| url.strip_prefix("rediss://"))
+    .ok_or_else(|| config_err(format!("{path} must start with redis:// or rediss://")))?;
+  // host:port without user info, for messages; redis-rs parses the URL itself.
+  let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+  let host_port = authority.rsplit('@').next().unwrap_or("");
+  let label = if host_port.is_empty() {
+    "127.0.0.1:6379".to_string()
+  } else if host_port.contains(':') && !host_port.ends_with(']') {
+    host_port.to_string()
+  } else {
+    format!("{host_port}:6379")
+  };
+  if redis::parse_redis_url(url).is_none() {
+    return Err(config_err(format!(
+      "{path} is not a valid Redis URL ({label})"
+    )));
+  }
+  Ok(RedisNode {
+    url: url.to_string(),
+    label,
+    tls: None,
+  })
+}
+
+fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
+  let m = Obj { path, ..m };
+  m.only(CONNECTION_FIELDS)?;
+  let host = match m.string("host")? {
+    None => "127.0.0.1",
+    Some("") => return Err(range_err(&m.field_path("host"), "must not be empty")),
+    Some(h) => h,
+  };
+  let port = match m.number("port")? {
+    None => 6379.0,
+    Some((n, _)) if n.fract() == 0.0 && (1.0..=65535.0).contains(&n) => n,
+    Some((n, p)) => return Err(range_err(&p, &format!("must be a port number, got {n}"))),
+  };
+  let db = match m.number("db")? {
+    None => 0.0,
+    Some((n, _)) if n.fract() == 0.0 && n >= 0.0 => n,
+    Some((n, p)) => {
+      return Err(range_err(
+        &p,
+        &format!("must be a database number, got {n}"),
+      ))
+    }
+  };
+  let tls = match m.get("tls") {
+    None | Some(Value::Bool(false)) => None,
+    Some(Value::Bool(true)) => Some(TlsConfig::default()),
+    Some(v @ Value::Object(_)) => Some(tls_from_object(Obj::of(v, "", "")?, &m.field_path("tls"))?),
+    Some(v) => {
+      return Err(type_err(
+        &m.field_path("tls"),
+        "a boolean or { ca, cert, key }",
+        v,
+      ))
+    }
+  };
+  let username = m.string("username")?;
+  let password = m.string("password")?;
+  let mut url = String::from(if tls.is_some() {
+    "rediss://"
+  } else {
+    "redis://"
+  });
+  if username.is_some() || password.is_some() {
+    url.push_str(&percent_encode(username.unwrap_or("")));
+    if let Some(p) = password {
+      url.push(':');
+      url.push_str(&percent_encode(p));
+    }
+    url.push('@');
+  }
+  let host_in_url = if host.contains(':') {
+    format!("[{host}]")
+  } else {
+    host.to_string()
+  };
+  url.push_str(&format!("{host_in_url}:{port}/{db}"));
+  if tls.as_ref().is_some_and(|t| t.insecure) {
+    url.push_str("#insecure");
+  }
+  Ok(RedisNode {
+    url,
+    label: format!("{host_in_url}:{port}"),
+    tls,
+  })
+}
+
+fn tls_from_object(o: Obj, path: &str) -> Result<TlsConfig, Error> {
+  let o = Obj { path, ..o };
+  o.only(TLS_FIELDS)?;
+  let pem = |name: &str| -> Result<Option<Vec<u8>>, Error> {
+    match o.get(name) {
+      None => Ok(None),
+      Some(Value::String(s)) => Ok(Some(s.as_bytes().to_vec())),
+      Some(Value::Bytes(b)) => Ok(Some(b.clone())),
+      Some(v) => Err(type_err(&o.field_path(name), "a PEM string or Buffer", v)),
+    }
+  };
+  let insecure = match o.get("rejectUnauthorized") {
+    None | Some(Value::Bool(true)) => false,
+    Some(Value::Bool(false)) => true,
+    Some(v) => {
+      return Err(type_err(
+        &o.field_path("rejectUnauthorized"),
+        "a boolean",
+        v,
+      ))
+    }
+  };
+  let t = TlsConfig {
+    ca: pem("ca")?,
+    cert: pem("cert")?,
+    key: pem("key")?,
+    insecure,
+  };
+  if t.cert.is_some() != t.key.is_some() {
+    return Err(config_err(format!("{path}: cert and key go together")));
+  }
+  Ok(t)
+}
+
+fn percent_encode(s: &str) -> String {
+  let mut out = String::with_capacity(s.len());
+  for b in s.bytes() {
+    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+      out.push(b as char);
+    } else {
+      out.push_str(&format!("%{b:02X}"));
+    }
+  }
+  out
+}

@@ -1,0 +1,248 @@
+//! The N-API surface, the only code that knows about N-API: one small module per face
+//! (`memory`, `remote`), plus what they share here: the per-thread state, `init`,
+//! `create`, `destroy` and `drain`. Everything runs synchronously on the calling JS
+//! thread; the only way back into JS from elsewhere is the thread's weak wake-up function.
+
+mod events;
+mod key;
+mod memory;
+mod options;
+mod remote;
+mod slots;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::config::{self, Backend};
+use crate::core::{Error, ErrorKind, Inbox, Wake};
+use crate::memory::process_table;
+use crate::remote::{RemoteApi, RemoteManager};
+use memory::MemoryManager;
+use slots::Slots;
+
+/// A weak threadsafe function: it wakes the JS thread but never keeps its loop alive.
+struct TsfnWake(ThreadsafeFunction<(), (), (), Status, false, true>);
+
+impl Wake for TsfnWake {
+  fn wake(&self) {
+    // NonBlocking never waits; a closing environment just drops the wake-up.
+    let _ = self.0.call((), ThreadsafeFunctionCallMode::NonBlocking);
+  }
+}
+
+enum Manager {
+  Memory(MemoryManager),
+  Remote(Arc<dyn RemoteApi>),
+}
+
+/// What one JS thread has: the argument array of the in-memory hot path, one inbox per
+/// module instance loaded on the thread (a test runner may load the module once per vm
+/// context), and its managers.
+struct Local {
+  args: Float64Array,
+  inboxes: Vec<Arc<Inbox>>,
+  managers: Slots<Manager>,
+}
+
+thread_local! {
+  static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+fn not_initialized() -> napi::Error<ErrorKind> {
+  Error::internal("oxlock: init() was not called on this thread").into()
+}
+
+fn destroyed() -> napi::Error<ErrorKind> {
+  Error::destroyed().into()
+}
+
+/// Runs `f` with this thread's state and its argument array.
+fn with_local<R>(f: impl FnOnce(&mut Local, [f64; 3]) -> R) -> Option<R> {
+  LOCAL.with_borrow_mut(|l| {
+    let l = l.as_mut()?;
+    let a = l.args.as_ref();
+    let args = [a[0], a[1], a[2]];
+    Some(f(l, args))
+  })
+}
+
+/// Sets up a module instance on this thread. `onWake` is called on this thread whenever
+/// `drain(context)` has something new. Returns `{ args, context }`: the argument array to
+/// fill before hot calls (the first instance's, shared by all on the thread) and this
+/// instance's context index.
+#[napi(catch_unwind)]
+pub fn init<'e>(
+  env: &'e Env,
+  args: Float64Array,
+  on_wake: Function<'e, (), ()>,
+) -> Result<Object<'e>> {
+  if args.len() < 3 {
+    return Err(napi::Error::new(
+      Status::InvalidArg,
+      "args must have 3 slots",
+    ));
+  }
+  crate::memory::start_timer().map_err(|e| {
+    napi::Error::new(
+      Status::GenericFailure,
+      format!("cannot start the oxlock timer: {e}"),
+    )
+  })?;
+  let tsfn = on_wake
+    .build_threadsafe_function::<()>()
+    .callee_handled::<false>()
+    .weak::<true>()
+    .build()?;
+  let inbox = Arc::new(Inbox::new(Box::new(TsfnWake(tsfn))));
+  if LOCAL.with_borrow(Option::is_none) {
+    // A worker thread that exits takes its locks and waiters out of the process table.
+    // (Its remote locks stay until their ttl, as those of a process that exits do.)
+    env.add_env_cleanup_hook((), |()| {
+      if let Some(l) = LOCAL.with_borrow_mut(Option::take) {
+        for inbox in &l.inboxes {
+          inbox.close();
+        }
+        process_table().remove_owners(|o| l.inboxes.iter().any(|i| Arc::ptr_eq(i, &o.inbox)));
+      }
+    })?;
+  }
+  let (shared_args, context) = LOCAL.with_borrow_mut(|l| {
+    let l = l.get_or_insert_with(|| Local {
+      args,
+      inboxes: Vec::new(),
+      managers: Slots::default(),
+    });
+    l.inboxes.push(inbox);
+    // The same JS object as the first instance's array (through its reference).
+    let raw = unsafe { <&mut Float64Array as ToNapiValue>::to_napi_value(env.raw(), &mut l.args) };
+    (raw, (l.inboxes.len() - 1) as f64)
+  });
+  let mut out = Object::new(env)?;
+  out.set_named_property("args", unsafe {
+    Unknown::from_raw_unchecked(env.raw(), shared_args?)
+  })?;
+  out.set_named_property("context", context)?;
+  Ok(out)
+}
+
+/// What the JS layer needs of a new manager.
+#[napi(object)]
+pub struct ManagerInfo {
+  /// The manager's handle for every later call.
+  pub handle: f64,
+  pub r#type: String,
+  pub namespace: Option<String>,
+  pub default_ttl: f64,
+  /// Attempts after the first (for node-redlock's busy message); negative: no limit.
+  pub retry: f64,
+}
+
+/// Parses `options` (the object given to `create()`, untouched) and creates the manager
+/// for module instance `context`. `expected` names the type a class constructor requires.
+#[napi(catch_unwind)]
+pub fn create(
+  env: &Env,
+  context: f64,
+  options: Unknown,
+  expected: Option<String>,
+) -> Result<ManagerInfo, ErrorKind> {
+  let value = options::read(env.raw(), options.raw(), "", 0).map_err(|e| {
+    napi::Error::new(
+      ErrorKind::ConfigType,
+      format!("options cannot be read: {}", e.0),
+    )
+  })?;
+  let cfg = config::parse_as(&value, expected.as_deref().unwrap_or("inMemory"))?;
+  let type_name = cfg.backend.type_name();
+  if let Some(t) = expected.filter(|t| t != type_name) {
+    return Err(
+      Error::new(
+        ErrorKind::Config,
+        format!("type must be '{t}' here, got '{type_name}'"),
+      )
+      .into(),
+    );
+  }
+  with_local(|l, _| {
+    let inbox = l
+      .inboxes
+      .get(context as usize)
+      .ok_or_else(not_initialized)?
+      .clone();
+    let manager = match &cfg.backend {
+      Backend::InMemory(m) => Manager::Memory(MemoryManager::new(m, inbox)),
+      Backend::Redis(r) => {
+        let store = crate::redis::connect(r)?;
+        let bound = crate::redis::destroy_bound(r);
+        Manager::Remote(RemoteManager::new(store, r.retry, inbox, bound))
+      }
+    };
+    let handle = l
+      .managers
+      .insert(manager)
+      .ok_or_else(|| Error::internal("too many lock managers alive on this thread"))?;
+    Ok(ManagerInfo {
+      handle,
+      r#type: type_name.into(),
+      namespace: cfg.namespace.clone(),
+      default_ttl: cfg.default_ttl_ms,
+      retry: cfg.backend.retry_count() as f64,
+    })
+  })
+  .ok_or_else(not_initialized)?
+}
+
+/// Destroys a manager. In memory it is done at once (0 is returned); a remote manager
+/// returns the request that ends once its locks are released and its connections close.
+#[napi(catch_unwind)]
+pub fn destroy(handle: f64) -> f64 {
+  match with_local(|l, _| l.managers.remove(handle)).flatten() {
+    Some(Manager::Memory(m)) => {
+      m.destroy();
+      0.0
+    }
+    Some(Manager::Remote(r)) => r.destroy().as_f64(),
+    None => 0.0,
+  }
+}
+
+/// Keys held or awaited through this manager (in memory: in its table).
+#[napi(catch_unwind)]
+pub fn size(handle: f64) -> f64 {
+  with_local(|l, _| match l.managers.get(handle) {
+    Some(Manager::Memory(m)) => m.table.key_count() as f64,
+    Some(Manager::Remote(r)) => r.key_count() as f64,
+    None => 0.0,
+  })
+  .unwrap_or(0.0)
+}
+
+/// Whether `key` is held right now (in memory: by anyone in the table; remote: by this
+/// manager, within its validity).
+#[napi(catch_unwind)]
+pub fn is_locked(env: &Env, handle: f64, key: Unknown) -> Result<bool, ErrorKind> {
+  let key = key::read(env, &key)?;
+  Ok(
+    with_local(|l, _| match l.managers.get(handle) {
+      Some(Manager::Memory(m)) => m.table.is_locked(&key),
+      Some(Manager::Remote(r)) => r.is_locked(&key),
+      None => false,
+    })
+    .unwrap_or(false),
+  )
+}
+
+/// Events for module instance `context` decided elsewhere (grants and timeouts of
+/// in-memory waiters, outcomes of remote requests), as objects.
+#[napi(catch_unwind)]
+pub fn drain(context: f64) -> Vec<events::NativeEvent> {
+  with_local(|l, _| l.inboxes.get(context as usize).map(|i| i.drain()))
+    .flatten()
+    .unwrap_or_default()
+    .into_iter()
+    .map(events::NativeEvent::from)
+    .collect()
+}

@@ -1,0 +1,62 @@
+//! The face of remote stores (Redis today). Requests return an id at once; the outcome
+//! arrives through `drain` as an event with that id. The I/O costs ~100 µs, so plain
+//! arguments are fine here.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{destroyed, key, with_local, Manager};
+use crate::core::ErrorKind;
+use crate::core::{LockId, RequestId};
+use crate::remote::RemoteApi;
+
+fn remote(handle: f64) -> Option<Arc<dyn RemoteApi>> {
+  with_local(|l, _| match l.managers.get(handle)? {
+    Manager::Remote(r) => Some(r.clone()),
+    Manager::Memory(_) => None,
+  })
+  .flatten()
+}
+
+fn millis(ms: f64) -> Duration {
+  Duration::from_millis(ms as u64)
+}
+
+/// Starts a lock request for `key` with `ttlMs`; returns the request id.
+#[napi(catch_unwind)]
+pub fn remote_lock(env: &Env, handle: f64, key: Unknown, ttl_ms: f64) -> Result<f64, ErrorKind> {
+  let key: Arc<[u8]> = (&*key::read(env, &key)?).into();
+  let m = remote(handle).ok_or_else(destroyed)?;
+  Ok(m.lock(key, millis(ttl_ms)).as_f64())
+}
+
+/// The caller gave up on request `req` (abort): see `RemoteApi::cancel`.
+#[napi(catch_unwind)]
+pub fn remote_cancel(handle: f64, req: f64) {
+  if let (Some(m), Some(req)) = (remote(handle), RequestId::from_f64(req)) {
+    m.cancel(req);
+  }
+}
+
+/// Starts an unlock; returns the request id, or 0 when the manager is gone.
+#[napi(catch_unwind)]
+pub fn remote_unlock(handle: f64, lock_id: f64) -> f64 {
+  match (remote(handle), LockId::from_f64(lock_id)) {
+    (Some(m), Some(id)) => m.unlock(id).as_f64(),
+    _ => 0.0,
+  }
+}
+
+/// Starts an extend and returns the request id, or 0 when refused without I/O because
+/// the lock's validity has passed (or it was released).
+#[napi(catch_unwind)]
+pub fn remote_extend(handle: f64, lock_id: f64, ttl_ms: f64) -> Result<f64, ErrorKind> {
+  let m = remote(handle).ok_or_else(destroyed)?;
+  Ok(
+    LockId::from_f64(lock_id)
+      .and_then(|id| m.extend(id, millis(ttl_ms)))
+      .map_or(0.0, RequestId::as_f64),
+  )
+}

@@ -1,0 +1,157 @@
+//! The commands of the lock, wire-compatible with node-redlock v3/v4 (see `scripts.rs`),
+//! how they are written into a pipeline, and how replies and errors are read.
+
+use redis::{Pipeline, RedisError, Value};
+use std::sync::Arc;
+
+use super::scripts;
+use crate::core::CauseKind;
+
+#[derive(Debug, Clone)]
+pub enum Op {
+  /// `SET key token NX PX ttl`
+  Acquire {
+    key: Arc<[u8]>,
+    token: String,
+    ttl_ms: u64,
+  },
+  Release {
+    key: Arc<[u8]>,
+    token: String,
+  },
+  Extend {
+    key: Arc<[u8]>,
+    token: String,
+    ttl_ms: u64,
+  },
+  /// The key passes from token `from` to token `to` (see `scripts::TRANSFER`).
+  Transfer {
+    key: Arc<[u8]>,
+    from: String,
+    to: String,
+    ttl_ms: u64,
+  },
+  /// `EXISTS key`
+  Inspect {
+    key: Arc<[u8]>,
+  },
+}
+
+/// What a node said about one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+  /// The operation took effect (key set, deleted, extended; or it exists).
+  Yes,
+  /// The node answered but refused: the key is held by someone else (or not ours).
+  No,
+  /// No usable answer: unreachable, timed out, or an error reply.
+  Failed(CauseKind, String),
+}
+
+/// A scripted operation: its script, key and arguments.
+pub type Scripted = (&'static redis::Script, Arc<[u8]>, Vec<String>);
+
+impl Op {
+  /// Appends the command to `pipe` (scripts by EVALSHA; see `run_script` for NOSCRIPT).
+  pub fn write(&self, pipe: &mut Pipeline) {
+    if let Some((script, key, args)) = self.script() {
+      pipe
+        .cmd("EVALSHA")
+        .arg(script.get_hash())
+        .arg(1)
+        .arg(&*key)
+        .arg(args);
+    } else if let Op::Acquire { key, token, ttl_ms } = self {
+      pipe
+        .cmd("SET")
+        .arg(&**key)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl_ms);
+    } else if let Op::Inspect { key } = self {
+      pipe.cmd("EXISTS").arg(&**key);
+    }
+  }
+
+  /// The script, key and arguments of a scripted operation.
+  pub fn script(&self) -> Option<Scripted> {
+    Some(match self {
+      Op::Release { key, token } => (&*scripts::RELEASE, key.clone(), vec![token.clone()]),
+      Op::Extend { key, token, ttl_ms } => (
+        &*scripts::EXTEND,
+        key.clone(),
+        vec![token.clone(), ttl_ms.to_string()],
+      ),
+      Op::Transfer {
+        key,
+        from,
+        to,
+        ttl_ms,
+      } => (
+        &*scripts::TRANSFER,
+        key.clone(),
+        vec![from.clone(), to.clone(), ttl_ms.to_string()],
+      ),
+      Op::Acquire { .. } | Op::Inspect { .. } => return None,
+    })
+  }
+}
+
+/// The server lost its script cache (restart, SCRIPT FLUSH).
+pub fn is_noscript(value: &Value) -> bool {
+  matches!(value, Value::ServerError(e) if e.code() == "NOSCRIPT")
+}
+
+pub fn judge(op: &Op, value: &Value) -> Reply {
+  match (op, value) {
+    (_, Value::ServerError(e)) => Reply::Failed(
+      CauseKind::Server,
+      format!("{}: {}", e.code(), e.details().unwrap_or("")),
+    ),
+    (Op::Acquire { .. }, Value::Okay) => Reply::Yes,
+    (Op::Acquire { .. }, Value::SimpleString(s)) if s == "OK" => Reply::Yes,
+    (Op::Acquire { .. }, Value::Nil) => Reply::No,
+    (_, Value::Int(1)) => Reply::Yes,
+    (_, Value::Int(_)) => Reply::No,
+    (_, other) => Reply::Failed(CauseKind::Server, format!("unexpected reply {other:?}")),
+  }
+}
+
+/// A redis-rs error in words, without anything that could carry credentials.
+pub fn describe(e: &RedisError) -> (CauseKind, String) {
+  let text = e.to_string();
+  let lower = text.to_lowercase();
+  if e.is_connection_refusal() {
+    (CauseKind::Refused, "connection refused".into())
+  } else if e.is_timeout() {
+    (CauseKind::Timeout, "timed out".into())
+  } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    (
+      CauseKind::Tls,
+      format!("TLS handshake failed, the server's certificate was not accepted ({text})"),
+    )
+  } else if lower.contains("lookup")
+    || lower.contains("resolve")
+    || lower.contains("name or service")
+  {
+    (
+      CauseKind::Dns,
+      format!("cannot resolve the host name (DNS: {text})"),
+    )
+  } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+    || lower.contains("wrongpass")
+    || lower.contains("noauth")
+  {
+    (
+      CauseKind::Auth,
+      "authentication failed (wrong user name or password)".into(),
+    )
+  } else if e.is_connection_dropped() {
+    (CauseKind::Closed, "connection lost".into())
+  } else if e.is_io_error() {
+    (CauseKind::Io, format!("I/O error ({text})"))
+  } else {
+    (CauseKind::Server, text)
+  }
+}

@@ -1,0 +1,197 @@
+//! The path of one lock request: a turn in the local queue, a takeover of the key from the
+//! previous local holder or attempts on the store, then a lease that is watched until it
+//! is unlocked or expires. And the retry loop of extend.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+use super::gate::Baton;
+use super::manager::{Cancel, Held, RemoteManager};
+use super::{Attempt, Store, Validity};
+use crate::core::{clock, token, Error, Lease, LockId, Outcome};
+
+impl<S: Store> RemoteManager<S> {
+  pub(super) async fn run_lock(
+    self: Arc<Self>,
+    key: Arc<[u8]>,
+    ttl: Duration,
+    queued: Option<oneshot::Receiver<Option<Baton>>>,
+    cancel: Arc<Cancel>,
+  ) -> Outcome {
+    let Some(store) = self.store() else {
+      self.pass_on(&key, None);
+      return Outcome::Failed(Error::destroyed());
+    };
+    let mut baton = None;
+    if let Some(turn) = queued {
+      match self.wait_turn(&*store, &key, turn, &cancel).await {
+        Ok(b) => baton = b,
+        Err(e) => return Outcome::Failed(e),
+      }
+    }
+    if cancel.is_set() {
+      self.pass_on(&key, baton);
+      return Outcome::Failed(Error::busy(0));
+    }
+    let token = match token::random_token_hex() {
+      Ok(t) => t,
+      Err(e) => {
+        self.pass_on(&key, baton);
+        return Outcome::Failed(Error::internal(format!(
+          "no OS randomness for a token: {e}"
+        )));
+      }
+    };
+    let taken_over = match baton {
+      Some(from) => match store.try_transfer(&key, &from.token, &token, ttl).await {
+        Some(v) => Some(v),
+        None => {
+          // The previous holder's token must be gone before our SET NX can win.
+          store.release(&key, &from.token, from.expires_at).await;
+          None
+        }
+      },
+      None => None,
+    };
+    let result = match taken_over {
+      Some(v) => Ok((v, 1)),
+      None => self.attempts(&*store, &key, &token, ttl, &cancel).await,
+    };
+    match result {
+      Ok((v, _)) if cancel.is_set() => {
+        // Aborted (or destroyed) while the last attempt was in flight: give it back.
+        store.release(&key, &token, v.expires_at).await;
+        self.gates.leave(&key, None);
+        Outcome::Failed(Error::busy(0))
+      }
+      Ok((v, attempts)) => Outcome::Locked(self.hold(key, token, v, attempts)),
+      Err(e) => {
+        self.gates.leave(&key, None);
+        Outcome::Failed(e)
+      }
+    }
+  }
+
+  /// Waits for this caller's turn in the local queue, for at most the retry budget. When
+  /// the budget runs out, one look at the store tells whether the key is held (busy) or
+  /// the store is down (unavailable).
+  async fn wait_turn(
+    &self,
+    store: &S,
+    key: &Arc<[u8]>,
+    mut turn: oneshot::Receiver<Option<Baton>>,
+    cancel: &Cancel,
+  ) -> Result<Option<Baton>, Error> {
+    let budget = async {
+      match self.retry.local_wait() {
+        Some(w) => tokio::time::sleep(w).await,
+        None => std::future::pending().await,
+      }
+    };
+    let got = tokio::select! {
+      r = &mut turn => r.ok(),
+      _ = cancel.wake.notified() => None,
+      _ = budget => None,
+    };
+    if let Some(b) = got {
+      return Ok(b);
+    }
+    // Our turn may have come just now: then pass it on, so nobody is stranded.
+    turn.close();
+    if let Ok(b) = turn.try_recv() {
+      self.pass_on(key, b);
+    }
+    let attempts = self.retry.all_attempts();
+    if cancel.is_set() {
+      return Err(Error::busy(0));
+    }
+    Err(match store.inspect(key).await {
+      Ok(_) => Error::busy(attempts),
+      Err(causes) => Error::unavailable(attempts, causes),
+    })
+  }
+
+  /// Attempts until one wins, the retry budget is spent or the caller gives up.
+  async fn attempts(
+    &self,
+    store: &S,
+    key: &[u8],
+    token: &str,
+    ttl: Duration,
+    cancel: &Cancel,
+  ) -> Result<(Validity, u32), Error> {
+    let mut attempts = 0u32;
+    loop {
+      attempts += 1;
+      let last = match store.try_acquire(key, token, ttl).await {
+        Attempt::Won(v) => return Ok((v, attempts)),
+        Attempt::Held => Error::busy(attempts),
+        Attempt::Failed(causes) => Error::unavailable(attempts, causes),
+      };
+      if !self.retry.more_after(attempts) || cancel.is_set() {
+        return Err(last);
+      }
+      tokio::select! {
+        _ = tokio::time::sleep(self.retry.pause()) => {}
+        _ = cancel.wake.notified() => return Err(last),
+      }
+    }
+  }
+
+  /// Records a won lease and starts watching its expiry.
+  fn hold(&self, key: Arc<[u8]>, token: String, v: Validity, attempts: u32) -> Lease {
+    let lock_id = LockId::next();
+    self.held.lock().insert(
+      lock_id,
+      Held {
+        key,
+        token: token.clone(),
+        valid_until: v.valid_until,
+        expires_at: v.expires_at,
+        watcher: None,
+      },
+    );
+    let watcher = self.watch_expiry(lock_id);
+    match self.held.lock().get_mut(&lock_id) {
+      Some(h) => h.watcher = Some(watcher),
+      None => watcher.abort(), // unlocked already
+    }
+    Lease {
+      lock_id,
+      token,
+      expiration: clock::epoch_ms(v.valid_until),
+      attempts,
+      fence: v.fence,
+    }
+  }
+
+  /// Extends until a quorum agrees, the key is found lost, the retry budget is spent, or
+  /// the old validity ends (after which the lock may be someone else's).
+  pub(super) async fn run_extend(
+    &self,
+    store: &S,
+    key: &[u8],
+    token: &str,
+    ttl: Duration,
+    valid_until: Instant,
+  ) -> Result<Validity, Error> {
+    let mut attempts = 0u32;
+    loop {
+      attempts += 1;
+      let causes = match store.try_extend(key, token, ttl).await {
+        Attempt::Won(v) => return Ok(v),
+        Attempt::Held => return Err(Error::expired()),
+        Attempt::Failed(causes) => causes,
+      };
+      let now = Instant::now();
+      if now >= valid_until {
+        return Err(Error::expired());
+      }
+      if !self.retry.more_after(attempts) {
+        return Err(Error::unavailable(attempts, causes));
+      }
+      tokio::time::sleep(self.retry.pause().min(valid_until - now)).await;
+    }
+  }
+}

@@ -1,0 +1,376 @@
+//! A remote lock manager: what one `create({ type: 'redis' })` (or any remote store)
+//! owns. Every request runs as a task on the I/O runtime and ends with exactly one
+//! `Outcome` in the JS thread's inbox, also when its future panics or is dropped.
+
+use futures_util::FutureExt;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+use super::gate::Gates;
+use super::Store;
+use crate::config::RetryPolicy;
+use crate::core::{clock, runtime, Error, Event, Inbox, LockId, Outcome, RequestId};
+
+/// What the N-API layer calls: one object-safe face for managers of every store.
+pub trait RemoteApi: Send + Sync {
+  /// Starts a lock request; the outcome is `Locked` or `Failed`.
+  fn lock(&self, key: Arc<[u8]>, ttl: Duration) -> RequestId;
+  /// Starts an unlock; always ends `Done` (an expired or foreign key is left alone).
+  fn unlock(&self, lock: LockId) -> RequestId;
+  /// Starts an extend, or `None` when refused at once (no I/O): the validity has passed.
+  fn extend(&self, lock: LockId, ttl: Duration) -> Option<RequestId>;
+  /// The caller gave up on `req` (abort): it leaves the local queue at once, and a lock
+  /// it takes or took is given back. Its outcome is never delivered.
+  fn cancel(&self, req: RequestId);
+  /// Rejects later requests, stops running ones, releases held locks; ends `Done`.
+  fn destroy(&self) -> RequestId;
+  /// Keys held or awaited through this manager.
+  fn key_count(&self) -> usize;
+  /// Whether this manager holds `key` and its validity has not passed.
+  fn is_locked(&self, key: &[u8]) -> bool;
+}
+
+/// Abort of one lock request: a flag checked between attempts, and a wake-up for a
+/// request that waits in the local queue or between attempts.
+#[derive(Default)]
+pub(super) struct Cancel {
+  flag: AtomicBool,
+  pub wake: Notify,
+}
+
+impl Cancel {
+  pub fn cancel(&self) {
+    self.flag.store(true, Ordering::Release);
+    self.wake.notify_one();
+  }
+
+  pub fn is_set(&self) -> bool {
+    self.flag.load(Ordering::Acquire)
+  }
+}
+
+struct Running {
+  cancel: Option<Arc<Cancel>>,
+  /// The caller gave up: its outcome is not delivered.
+  abandoned: bool,
+  task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A lock this manager holds.
+pub(super) struct Held {
+  pub key: Arc<[u8]>,
+  pub token: String,
+  pub valid_until: Instant,
+  pub expires_at: Instant,
+  pub watcher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Held {
+  fn drop(&mut self) {
+    if let Some(w) = self.watcher.take() {
+      w.abort();
+    }
+  }
+}
+
+pub struct RemoteManager<S: Store> {
+  pub(super) me: Weak<Self>,
+  /// Taken out by `destroy()`: with the last task done, the store's connections close.
+  store: Mutex<Option<Arc<S>>>,
+  inbox: Arc<Inbox>,
+  pub(super) retry: RetryPolicy,
+  pub(super) gates: Gates,
+  pub(super) held: Mutex<HashMap<LockId, Held>>,
+  requests: Mutex<HashMap<RequestId, Running>>,
+  /// How long destroy() waits for running requests to clean up.
+  destroy_bound: Duration,
+  destroyed: AtomicBool,
+}
+
+impl<S: Store> RemoteManager<S> {
+  pub fn new(
+    store: S,
+    retry: RetryPolicy,
+    inbox: Arc<Inbox>,
+    destroy_bound: Duration,
+  ) -> Arc<Self> {
+    Arc::new_cyclic(|me| RemoteManager {
+      me: me.clone(),
+      store: Mutex::new(Some(Arc::new(store))),
+      inbox,
+      retry,
+      gates: Gates::default(),
+      held: Mutex::new(HashMap::new()),
+      requests: Mutex::new(HashMap::new()),
+      destroy_bound,
+      destroyed: AtomicBool::new(false),
+    })
+  }
+
+  pub(super) fn store(&self) -> Option<Arc<S>> {
+    if self.destroyed.load(Ordering::Acquire) {
+      return None;
+    }
+    self.store.lock().clone()
+  }
+
+  fn arc(&self) -> Option<Arc<Self>> {
+    self.me.upgrade()
+  }
+
+  /// Runs `fut` as request `req`; whatever happens to it, `finish` runs once.
+  fn spawn<F>(&self, cancel: Option<Arc<Cancel>>, fut: F) -> RequestId
+  where
+    F: Future<Output = Outcome> + Send + 'static,
+  {
+    let req = RequestId::next();
+    let Some(me) = self.arc() else {
+      return req; // the manager is being dropped: nobody awaits anything any more
+    };
+    let settle = Settle {
+      manager: me,
+      req,
+      done: false,
+    };
+    // Registered before the task can finish, so `finish` always finds it.
+    let mut requests = self.requests.lock();
+    let task = runtime::runtime().spawn(async move {
+      let mut settle = settle;
+      let outcome = AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Outcome::Failed(Error::internal(panic_text(&p))));
+      settle.done = true;
+      settle.manager.finish(req, outcome);
+    });
+    requests.insert(
+      req,
+      Running {
+        cancel,
+        abandoned: false,
+        task: Some(task),
+      },
+    );
+    req
+  }
+
+  fn finish(&self, req: RequestId, outcome: Outcome) {
+    let mut requests = self.requests.lock();
+    let abandoned = requests.remove(&req).is_some_and(|r| r.abandoned);
+    if !abandoned {
+      // Pushed under the lock: `cancel` sees the request either running or in the inbox.
+      self.inbox.push(Event::Settled(req, outcome));
+      return;
+    }
+    drop(requests);
+    if let Outcome::Locked(lease) = outcome {
+      self.give_back(lease.lock_id);
+    }
+  }
+
+  /// Releases a lock nobody will use, with no outcome.
+  fn give_back(&self, lock: LockId) {
+    if let Some(me) = self.arc() {
+      runtime::runtime().spawn(async move { me.release_held(lock).await });
+    }
+  }
+
+  /// Unlock: with a local waiter, the key passes to it as it is (it takes it over in one
+  /// round trip); otherwise compare-and-delete on the store, then the gate opens.
+  pub(super) async fn release_held(&self, lock: LockId) {
+    let Some(h) = self.held.lock().remove(&lock) else {
+      return;
+    };
+    let baton = super::gate::Baton {
+      token: h.token.clone(),
+      expires_at: h.expires_at,
+    };
+    if h.valid_until > Instant::now() && self.gates.hand_on(&h.key, &baton) {
+      return;
+    }
+    let store = self.store.lock().clone();
+    if let Some(store) = store {
+      store.release(&h.key, &h.token, h.expires_at).await;
+    }
+    self.gates.leave(&h.key, None);
+  }
+
+  /// Leaves the gate with a baton we cannot use: the next waiter gets it, or its token is
+  /// released.
+  pub(super) fn pass_on(&self, key: &Arc<[u8]>, baton: Option<super::gate::Baton>) {
+    let Some(b) = self.gates.leave(key, baton) else {
+      return;
+    };
+    if let Some(store) = self.store.lock().clone() {
+      let key = key.clone();
+      runtime::runtime().spawn(async move { store.release(&key, &b.token, b.expires_at).await });
+    }
+  }
+
+  /// Opens the local gate once a lock that nobody unlocked is gone from the store.
+  pub(super) fn watch_expiry(&self, lock: LockId) -> tokio::task::AbortHandle {
+    let me = self.me.clone();
+    runtime::runtime()
+      .spawn(async move {
+        let mut until = Instant::now();
+        loop {
+          tokio::time::sleep_until(until.into()).await;
+          let Some(m) = me.upgrade() else { break };
+          let mut held = m.held.lock();
+          match held.get_mut(&lock) {
+            Some(h) if h.expires_at <= Instant::now() => {
+              h.watcher = None; // this task: it must not abort itself
+              let key = h.key.clone();
+              held.remove(&lock);
+              drop(held);
+              m.gates.leave(&key, None);
+              break;
+            }
+            Some(h) => until = h.expires_at, // first look, or extended
+            None => break,                   // unlocked: that path opened the gate
+          }
+        }
+      })
+      .abort_handle()
+  }
+}
+
+impl<S: Store> RemoteApi for RemoteManager<S> {
+  fn lock(&self, key: Arc<[u8]>, ttl: Duration) -> RequestId {
+    let Some(me) = self.arc().filter(|_| self.store().is_some()) else {
+      return self.spawn(None, async { Outcome::Failed(Error::destroyed()) });
+    };
+    let queued = self.gates.enter(&key);
+    let cancel = Arc::new(Cancel::default());
+    let c = cancel.clone();
+    self.spawn(Some(cancel), async move {
+      me.run_lock(key, ttl, queued, c).await
+    })
+  }
+
+  fn unlock(&self, lock: LockId) -> RequestId {
+    let me = self.arc();
+    self.spawn(None, async move {
+      if let Some(me) = me {
+        me.release_held(lock).await;
+      }
+      Outcome::Done
+    })
+  }
+
+  fn extend(&self, lock: LockId, ttl: Duration) -> Option<RequestId> {
+    let (key, token, valid_until) = {
+      let held = self.held.lock();
+      let h = held.get(&lock)?;
+      if h.valid_until <= Instant::now() {
+        return None;
+      }
+      (h.key.clone(), h.token.clone(), h.valid_until)
+    };
+    let store = self.store()?;
+    let me = self.arc()?;
+    Some(self.spawn(None, async move {
+      match me.run_extend(&*store, &key, &token, ttl, valid_until).await {
+        Ok(v) => {
+          if let Some(h) = me.held.lock().get_mut(&lock) {
+            h.valid_until = v.valid_until;
+            h.expires_at = v.expires_at;
+          }
+          Outcome::Extended(clock::epoch_ms(v.valid_until))
+        }
+        Err(e) => Outcome::Failed(e),
+      }
+    }))
+  }
+
+  fn cancel(&self, req: RequestId) {
+    let mut requests = self.requests.lock();
+    if let Some(r) = requests.get_mut(&req) {
+      r.abandoned = true;
+      if let Some(c) = &r.cancel {
+        c.cancel();
+      }
+      return;
+    }
+    drop(requests);
+    // Finished already: its outcome waits in the inbox, undelivered. Take it back.
+    if let Some(Outcome::Locked(lease)) = self.inbox.take_settled(req) {
+      self.give_back(lease.lock_id);
+    }
+  }
+
+  fn destroy(&self) -> RequestId {
+    self.destroyed.store(true, Ordering::Release);
+    let running: Vec<_> = {
+      let mut requests = self.requests.lock();
+      for r in requests.values() {
+        if let Some(c) = &r.cancel {
+          c.cancel();
+        }
+      }
+      requests
+        .values_mut()
+        .filter_map(|r| r.task.take())
+        .collect()
+    };
+    let held: Vec<Held> = self.held.lock().drain().map(|(_, h)| h).collect();
+    let store = self.store.lock().take();
+    let bound = self.destroy_bound;
+    self.spawn(None, async move {
+      // Each cancelled request takes back what its attempt set, within the bound.
+      let _ = tokio::time::timeout(bound, futures_util::future::join_all(running)).await;
+      if let Some(store) = store {
+        let releases = held
+          .iter()
+          .map(|h| store.release(&h.key, &h.token, h.expires_at));
+        futures_util::future::join_all(releases).await;
+      }
+      Outcome::Done
+    })
+  }
+
+  fn key_count(&self) -> usize {
+    self.gates.len()
+  }
+
+  fn is_locked(&self, key: &[u8]) -> bool {
+    let now = Instant::now();
+    self
+      .held
+      .lock()
+      .values()
+      .any(|h| &*h.key == key && h.valid_until > now)
+  }
+}
+
+/// Delivers a request's outcome exactly once: on completion, on panic (caught), or with
+/// `E_INTERNAL` when the task is dropped unfinished (the runtime shutting down).
+struct Settle<S: Store> {
+  manager: Arc<RemoteManager<S>>,
+  req: RequestId,
+  done: bool,
+}
+
+impl<S: Store> Drop for Settle<S> {
+  fn drop(&mut self) {
+    if !self.done {
+      let e = Error::internal("the request was dropped before it finished");
+      self.manager.finish(self.req, Outcome::Failed(e));
+    }
+  }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+  let what = p
+    .downcast_ref::<&str>()
+    .map(|s| s.to_string())
+    .or_else(|| p.downcast_ref::<String>().cloned())
+    .unwrap_or_else(|| "unknown panic".into());
+  format!("a request failed inside oxlock ({what})")
+}

@@ -1,0 +1,19 @@
+//! Locks on a store in another process (Redis today; PostgreSQL and others next). A store
+//! implements `Store`: one attempt at a time, on one key. `RemoteManager` does everything
+//! else once for every store: the local FIFO queue per key, handing a key to the next local
+//! caller, retries, cancellation, watching leases expire, and delivering outcomes to the
+//! JS thread's inbox.
+
+mod gate;
+mod lock;
+mod manager;
+mod retry;
+mod store;
+
+pub use manager::{RemoteApi, RemoteManager};
+pub use store::{Attempt, Store, Validity};
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;

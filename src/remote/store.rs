@@ -1,0 +1,69 @@
+//! What a remote store provides: single attempts on one key. Policy (retries, queues,
+//! handoff, cancellation) is the manager's.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::core::Cause;
+
+/// How long a lock taken or extended by an attempt is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+  /// Until when the lock is ours for sure (start of the attempt + ttl − clock drift).
+  pub valid_until: Instant,
+  /// When the key is gone from the store at the latest (the next local caller may start).
+  pub expires_at: Instant,
+  /// A number strictly greater than every earlier fence of the key, where the store has one.
+  pub fence: Option<u64>,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+  Won(Validity),
+  /// The store answered: the key is held by another token (or, for extend, not by ours).
+  Held,
+  /// The store could not decide: why, per node.
+  Failed(Vec<Cause>),
+}
+
+pub trait Store: Send + Sync + 'static {
+  /// One attempt to take `key` for `ttl` under `token`. A partial success is undone
+  /// by the store before it answers anything but `Won`.
+  fn try_acquire(
+    &self,
+    key: &[u8],
+    token: &str,
+    ttl: Duration,
+  ) -> impl Future<Output = Attempt> + Send;
+
+  /// One attempt to make `key` expire `ttl` from now while it holds `token`. Never deletes.
+  fn try_extend(
+    &self,
+    key: &[u8],
+    token: &str,
+    ttl: Duration,
+  ) -> impl Future<Output = Attempt> + Send;
+
+  /// Deletes `key` wherever it still holds `token`. Resolves once that is settled on a
+  /// quorum (or nothing more can be learnt now); nodes that could not be reached are
+  /// tried again in the background until `until`, when the key expires anyway.
+  fn release(&self, key: &[u8], token: &str, until: Instant) -> impl Future<Output = ()> + Send;
+
+  /// Whether `key` is held (by anyone), or why the store cannot be reached: tells a
+  /// caller whose wait ran out whether it waited on a holder or on an outage.
+  fn inspect(&self, key: &[u8]) -> impl Future<Output = Result<bool, Vec<Cause>>> + Send;
+
+  /// Optional: passes `key` from token `from` to token `to` in one step (a local handoff
+  /// in one round trip instead of a delete and a set). `None`: not done, nothing changed
+  /// for `to`; the caller releases `from` and acquires as usual.
+  fn try_transfer(
+    &self,
+    _key: &[u8],
+    _from: &str,
+    _to: &str,
+    _ttl: Duration,
+  ) -> impl Future<Output = Option<Validity>> + Send {
+    std::future::ready(None)
+  }
+}
