@@ -28,9 +28,11 @@ const SUBJECT = 'oxlock'
 // Scenario catalogue: title and description for the report; the code is in worker.mjs.
 // `group` picks the profile and the results file (results-<group>.json); `libs` are the
 // libraries that have the scenario's backend (an adapters/<lib>.mjs each).
-const MEMORY_LIBS = ['oxlock', 'async-lock', 'async-mutex']
-const REDIS_LIBS = ['oxlock', 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw', 'ioredis-raw-ap']
-const REDLOCK_LIBS = ['oxlock', 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore'] // the raw baseline is single-node only
+// OXLOCK_BENCH_BASE=<a built oxlock checkout> adds it as 'oxlock-base' (before/after in one run).
+const BASE = process.env.OXLOCK_BENCH_BASE ? ['oxlock-base'] : []
+const MEMORY_LIBS = ['oxlock', ...BASE, 'async-lock', 'async-mutex']
+const REDIS_LIBS = ['oxlock', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw', 'ioredis-raw-ap']
+const REDLOCK_LIBS = ['oxlock', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore'] // the raw baseline is single-node only
 const SCENARIOS = {
   S1: {
     group: 'memory',

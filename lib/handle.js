@@ -13,6 +13,13 @@ const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
 
 let minting = false
 
+// The ttl an extend() asks for (the manager's default when none), if it may ask at all.
+function extendTtl(m, ttl) {
+  ttl = ttl === undefined ? m._ttl : checkTtl(ttl)
+  if (m._destroyed) throw new DestroyedError()
+  return ttl
+}
+
 function checkMinting() {
   if (!minting) throw typeError('lock handles are made by lock() and lockNs(), not with new', 'E_ILLEGAL_CONSTRUCTOR')
   minting = false
@@ -58,11 +65,10 @@ class LockHandle {
   extend(ttl) {
     const m = this.#manager
     try {
-      ttl = ttl === undefined ? m._ttl : checkTtl(ttl)
+      ttl = extendTtl(m, ttl)
     } catch (e) {
       return Promise.reject(e)
     }
-    if (m._destroyed) return Promise.reject(new DestroyedError())
     args[0] = m._handle
     args[1] = this.#id
     args[2] = ttl
@@ -113,11 +119,10 @@ class RemoteLockHandle extends LockHandle {
   extend(ttl) {
     const m = this.#manager
     try {
-      ttl = ttl === undefined ? m._ttl : checkTtl(ttl)
+      ttl = extendTtl(m, ttl)
     } catch (e) {
       return Promise.reject(e)
     }
-    if (m._destroyed) return Promise.reject(new DestroyedError())
     const req = this.#held ? native.remoteExtend(m._handle, this.#lockId, ttl) : 0
     // 0: refused without I/O, the lock's validity has passed.
     if (req === 0) return Promise.reject(expiredError(this.resource))

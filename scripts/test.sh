@@ -10,13 +10,25 @@ if [ ! -x node_modules/.bin/napi ]; then
 fi
 
 echo "== cargo test"
-cargo test --quiet
+cargo test --quiet 2>&1 | tee /tmp/oxlock-cargo-test.$$.log
+if grep -q '^warning' /tmp/oxlock-cargo-test.$$.log; then
+  echo "cargo test printed warnings (see above)"; exit 1
+fi
+rm -f /tmp/oxlock-cargo-test.$$.log
 
 echo "== build the addon (release)"
 ./node_modules/.bin/napi build --platform --release --js binding.js --dts binding.d.ts
 
 echo "== typings: tsc --strict on the README examples"
 ./node_modules/.bin/tsc -p __test__
+
+# What the build and install generate is committed: a fresh clone stays clean.
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  dirty=$(git status --porcelain -- binding.js binding.d.ts package-lock.json)
+  if [ -n "$dirty" ]; then
+    echo "the build or npm install changed committed files (commit what they generate):"; echo "$dirty"; exit 1
+  fi
+fi
 
 echo "== node --test"
 node --test --test-concurrency=1 __test__/

@@ -1,9 +1,16 @@
 //! One key's state in the lock table: its holder and its FIFO queue of waiters.
 
+use hashbrown::HashMap;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::table::Owner;
+use super::timer;
+use crate::core::{Event, Inbox, WaiterId};
+
+/// When each key with waiters must be looked at next (the table's timer entries).
+pub(super) type DueMap = BTreeMap<(Instant, u64), Arc<[u8]>>;
 
 /// A holder's or waiter's ticket: a `LockId` or `WaiterId` as a number. A granted waiter
 /// keeps its ticket, so tickets of one key grow in arrival order.
@@ -110,4 +117,50 @@ impl KeyState {
     }
     out
   }
+}
+
+/// Moves the key's timer entry earlier if its state now needs an earlier look.
+pub(super) fn schedule_check(key: &Arc<[u8]>, st: &mut KeyState, due: &mut DueMap) {
+  let Some(want) = st.next_check() else {
+    return;
+  };
+  if st.check.is_some_and(|(at, _)| at <= want) {
+    return;
+  }
+  if let Some(old) = st.check.take() {
+    due.remove(&old);
+  }
+  let at = (want, timer::next_seq());
+  due.insert(at, key.clone());
+  st.check = Some(at);
+}
+
+/// Takes the holder out (expired or gone): its id stops matching anything.
+pub(super) fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Ticket, Arc<[u8]>>) {
+  if let Some(old) = st.holder.take() {
+    ids.remove(&old.id);
+  }
+}
+
+/// Gives the key to the first waiter whose thread is still alive; returns whom to notify.
+/// The waiter's id becomes the holder id (its `ids` entry stays as it is).
+pub(super) fn hand_off(
+  st: &mut KeyState,
+  ids: &mut HashMap<Ticket, Arc<[u8]>>,
+  now: Instant,
+) -> Option<(Arc<Inbox>, Event)> {
+  while let Some((id, w)) = st.waiters.pop_first() {
+    if !w.owner.inbox.is_alive() {
+      ids.remove(&id);
+      continue;
+    }
+    let inbox = w.owner.inbox.clone();
+    st.holder = Some(Holder {
+      id,
+      expires: now + w.ttl,
+      owner: w.owner,
+    });
+    return Some((inbox, Event::Granted(WaiterId::from_raw(id))));
+  }
+  None
 }

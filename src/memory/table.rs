@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::key_state::{Holder, KeyState, Ticket, Waiter};
+use super::key_state::{
+  drop_holder, hand_off, schedule_check, DueMap, Holder, KeyState, Ticket, Waiter,
+};
 use super::timer;
 use crate::core::{Event, Inbox, LockId, ManagerId, WaiterId};
 
@@ -31,7 +33,6 @@ pub enum Acquire {
   Destroyed,
 }
 
-type DueMap = BTreeMap<(Instant, u64), Arc<[u8]>>;
 type Notices = Vec<(Arc<Inbox>, Event)>;
 
 struct Inner {
@@ -365,52 +366,6 @@ impl Inner {
     });
     self.sweep_at = (self.keys.len() * 2).max(MIN_SWEEP);
   }
-}
-
-/// Moves the key's timer entry earlier if its state now needs an earlier look.
-fn schedule_check(key: &Arc<[u8]>, st: &mut KeyState, due: &mut DueMap) {
-  let Some(want) = st.next_check() else {
-    return;
-  };
-  if st.check.is_some_and(|(at, _)| at <= want) {
-    return;
-  }
-  if let Some(old) = st.check.take() {
-    due.remove(&old);
-  }
-  let at = (want, timer::next_seq());
-  due.insert(at, key.clone());
-  st.check = Some(at);
-}
-
-/// Takes the holder out (expired or gone): its id stops matching anything.
-fn drop_holder(st: &mut KeyState, ids: &mut HashMap<Ticket, Arc<[u8]>>) {
-  if let Some(old) = st.holder.take() {
-    ids.remove(&old.id);
-  }
-}
-
-/// Gives the key to the first waiter whose thread is still alive; returns whom to notify.
-/// The waiter's id becomes the holder id (its `ids` entry stays as it is).
-fn hand_off(
-  st: &mut KeyState,
-  ids: &mut HashMap<Ticket, Arc<[u8]>>,
-  now: Instant,
-) -> Option<(Arc<Inbox>, Event)> {
-  while let Some((id, w)) = st.waiters.pop_first() {
-    if !w.owner.inbox.is_alive() {
-      ids.remove(&id);
-      continue;
-    }
-    let inbox = w.owner.inbox.clone();
-    st.holder = Some(Holder {
-      id,
-      expires: now + w.ttl,
-      owner: w.owner,
-    });
-    return Some((inbox, Event::Granted(WaiterId::from_raw(id))));
-  }
-  None
 }
 
 fn dispatch(notices: Notices) {
