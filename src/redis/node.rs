@@ -80,7 +80,7 @@ impl Endpoint for Node {
     &self.label
   }
 
-  fn call(&self, op: Op) -> impl Future<Output = Reply> + Send {
+  fn call(&self, op: Op) -> impl Future<Output = Reply> + Send + use<> {
     let (reply, answer) = oneshot::channel();
     let sent = self.jobs.send(Job { op, reply }).is_ok();
     async move {

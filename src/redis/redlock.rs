@@ -18,13 +18,24 @@ use crate::remote::{Attempt, Store, Validity};
 /// A node as Redlock sees it: a name for messages and a way to run one operation.
 pub trait Endpoint: Send + Sync + 'static {
   fn label(&self) -> &str;
-  fn call(&self, op: Op) -> impl Future<Output = Reply> + Send;
+  /// Queues `op` on the node's connection when called (so operations sent one after the
+  /// other reach the node in that order); the future is its reply.
+  fn call(&self, op: Op) -> impl Future<Output = Reply> + Send + use<Self>;
 }
 
 pub struct Redlock<E: Endpoint> {
   nodes: Vec<Arc<E>>,
   quorum: usize,
   drift_factor: f64,
+}
+
+/// When a round has its outcome.
+#[derive(Clone, Copy)]
+enum Decide {
+  /// A quorum said yes, or too many did not for a quorum to say yes.
+  Votes,
+  /// A quorum answered (yes or no), or too many failed for a quorum to answer.
+  Answers,
 }
 
 /// The votes of one round.
@@ -72,14 +83,18 @@ impl<E: Endpoint> Redlock<E> {
   /// either way. When no quorum answered, every node is accounted for in the causes:
   /// stragglers get a short grace, then count as not having answered in time.
   async fn round(&self, op: impl Fn() -> Op) -> Tally {
+    self.round_until(Decide::Votes, op).await
+  }
+
+  async fn round_until(&self, decide: Decide, op: impl Fn() -> Op) -> Tally {
     let n = self.nodes.len();
     let mut pending: FuturesUnordered<_> = self
       .nodes
       .iter()
       .enumerate()
       .map(|(i, node)| {
-        let (node, op) = (node.clone(), op());
-        async move { (i, node.call(op).await) }
+        let reply = node.call(op());
+        async move { (i, reply.await) }
       })
       .collect();
     let mut t = Tally::default();
@@ -98,8 +113,11 @@ impl<E: Endpoint> Redlock<E> {
     };
     while let Some((i, reply)) = pending.next().await {
       count(&mut t, i, reply);
-      let against = n - t.yes - pending.len();
-      if t.yes >= self.quorum || against > n - self.quorum {
+      let decided = match decide {
+        Decide::Votes => t.yes >= self.quorum || n - t.yes - pending.len() > n - self.quorum,
+        Decide::Answers => t.yes + t.no >= self.quorum || t.causes.len() > n - self.quorum,
+      };
+      if decided {
         break;
       }
     }
@@ -143,22 +161,22 @@ impl<E: Endpoint> Redlock<E> {
       .iter()
       .map(|node| {
         let (first_tx, first_rx) = oneshot::channel();
+        // Queued now, ahead of anything the caller sends next.
+        let first = node.call(Op::Release {
+          key: key.clone(),
+          token: token.to_owned(),
+        });
         let (node, key, token) = (node.clone(), key.clone(), token.to_owned());
         rt.spawn(async move {
-          let mut first = Some(first_tx);
-          loop {
+          let mut answered = !matches!(first.await, Reply::Failed(..));
+          let _ = first_tx.send(answered);
+          while !answered && Instant::now() + RELEASE_RETRY < until {
+            tokio::time::sleep(RELEASE_RETRY).await;
             let op = Op::Release {
               key: key.clone(),
               token: token.clone(),
             };
-            let answered = !matches!(node.call(op).await, Reply::Failed(..));
-            if let Some(tx) = first.take() {
-              let _ = tx.send(answered);
-            }
-            if answered || Instant::now() + RELEASE_RETRY >= until {
-              break;
-            }
-            tokio::time::sleep(RELEASE_RETRY).await;
+            answered = !matches!(node.call(op).await, Reply::Failed(..));
           }
         });
         first_rx
@@ -240,7 +258,9 @@ impl<E: Endpoint> Store for Redlock<E> {
 
   async fn inspect(&self, key: &[u8]) -> Result<bool, Vec<Cause>> {
     let key: Arc<[u8]> = key.into();
-    let tally = self.round(|| Op::Inspect { key: key.clone() }).await;
+    let tally = self
+      .round_until(Decide::Answers, || Op::Inspect { key: key.clone() })
+      .await;
     if tally.yes + tally.no >= self.quorum {
       Ok(tally.yes > 0)
     } else {
@@ -271,8 +291,9 @@ impl<E: Endpoint> Store for Redlock<E> {
         return Some(v);
       }
     }
-    if tally.yes > 0 {
-      self.release_everywhere(&key, to, Instant::now()).await;
+    // As after a failed acquire: sent ahead of what the caller does next, never retried.
+    if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
+      self.send_release(&key, to, Instant::now());
     }
     None
   }

@@ -11,6 +11,21 @@ use super::manager::{Cancel, Held, RemoteManager};
 use super::{Attempt, Store, Validity};
 use crate::core::{clock, token, Error, Lease, LockId, Outcome};
 
+/// The key's gate while a lock request owns it; leaves it when dropped armed.
+struct GateOwned<'a, S: Store> {
+  manager: &'a RemoteManager<S>,
+  key: &'a Arc<[u8]>,
+  armed: bool,
+}
+
+impl<S: Store> Drop for GateOwned<'_, S> {
+  fn drop(&mut self) {
+    if self.armed {
+      self.manager.gates.leave(self.key, None);
+    }
+  }
+}
+
 impl<S: Store> RemoteManager<S> {
   pub(super) async fn run_lock(
     self: Arc<Self>,
@@ -20,7 +35,9 @@ impl<S: Store> RemoteManager<S> {
     cancel: Arc<Cancel>,
   ) -> Outcome {
     let Some(store) = self.store() else {
-      self.pass_on(&key, None);
+      if queued.is_none() {
+        self.gates.leave(&key, None); // ours: taken when lock() was called
+      }
       return Outcome::Failed(Error::destroyed());
     };
     let mut baton = None;
@@ -30,17 +47,24 @@ impl<S: Store> RemoteManager<S> {
         Err(e) => return Outcome::Failed(e),
       }
     }
+    // We own the key's gate from here: whatever happens (a panic included), it is left.
+    let mut gate = GateOwned {
+      manager: &self,
+      key: &key,
+      armed: true,
+    };
     if cancel.is_set() {
+      gate.armed = false;
       self.pass_on(&key, baton);
       return Outcome::Failed(Error::busy(0));
     }
     let token = match token::random_token_hex() {
       Ok(t) => t,
       Err(e) => {
+        gate.armed = false;
         self.pass_on(&key, baton);
-        return Outcome::Failed(Error::internal(format!(
-          "no OS randomness for a token: {e}"
-        )));
+        let e = Error::internal(format!("no OS randomness for a token: {e}"));
+        return Outcome::Failed(e);
       }
     };
     let taken_over = match baton {
@@ -62,14 +86,13 @@ impl<S: Store> RemoteManager<S> {
       Ok((v, _)) if cancel.is_set() => {
         // Aborted (or destroyed) while the last attempt was in flight: give it back.
         store.release(&key, &token, v.expires_at).await;
-        self.gates.leave(&key, None);
         Outcome::Failed(Error::busy(0))
       }
-      Ok((v, attempts)) => Outcome::Locked(self.hold(key, token, v, attempts)),
-      Err(e) => {
-        self.gates.leave(&key, None);
-        Outcome::Failed(e)
+      Ok((v, attempts)) => {
+        gate.armed = false; // the lease owns the gate now
+        Outcome::Locked(self.hold(key.clone(), token, v, attempts))
       }
+      Err(e) => Outcome::Failed(e),
     }
   }
 

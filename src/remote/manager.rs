@@ -81,8 +81,8 @@ impl Drop for Held {
 
 pub struct RemoteManager<S: Store> {
   pub(super) me: Weak<Self>,
-  /// Taken out by `destroy()`: with the last task done, the store's connections close.
-  store: Mutex<Option<Arc<S>>>,
+  /// Closes (its connections) when the last request of a destroyed manager is done.
+  store: Arc<S>,
   inbox: Arc<Inbox>,
   pub(super) retry: RetryPolicy,
   pub(super) gates: Gates,
@@ -102,7 +102,7 @@ impl<S: Store> RemoteManager<S> {
   ) -> Arc<Self> {
     Arc::new_cyclic(|me| RemoteManager {
       me: me.clone(),
-      store: Mutex::new(Some(Arc::new(store))),
+      store: Arc::new(store),
       inbox,
       retry,
       gates: Gates::default(),
@@ -113,11 +113,9 @@ impl<S: Store> RemoteManager<S> {
     })
   }
 
+  /// The store, for new work: none once destroyed.
   pub(super) fn store(&self) -> Option<Arc<S>> {
-    if self.destroyed.load(Ordering::Acquire) {
-      return None;
-    }
-    self.store.lock().clone()
+    (!self.destroyed.load(Ordering::Acquire)).then(|| self.store.clone())
   }
 
   fn arc(&self) -> Option<Arc<Self>> {
@@ -162,7 +160,9 @@ impl<S: Store> RemoteManager<S> {
 
   fn finish(&self, req: RequestId, outcome: Outcome) {
     let mut requests = self.requests.lock();
-    let abandoned = requests.remove(&req).is_some_and(|r| r.abandoned);
+    let abandoned = requests.remove(&req).is_some_and(|r| r.abandoned)
+      // A lock won just as destroy() ran: destroy() rejected its caller already.
+      || (self.destroyed.load(Ordering::Acquire) && matches!(outcome, Outcome::Locked(_)));
     if !abandoned {
       // Pushed under the lock: `cancel` sees the request either running or in the inbox.
       self.inbox.push(Event::Settled(req, outcome));
@@ -194,10 +194,7 @@ impl<S: Store> RemoteManager<S> {
     if h.valid_until > Instant::now() && self.gates.hand_on(&h.key, &baton) {
       return;
     }
-    let store = self.store.lock().clone();
-    if let Some(store) = store {
-      store.release(&h.key, &h.token, h.expires_at).await;
-    }
+    self.store.release(&h.key, &h.token, h.expires_at).await;
     self.gates.leave(&h.key, None);
   }
 
@@ -207,10 +204,8 @@ impl<S: Store> RemoteManager<S> {
     let Some(b) = self.gates.leave(key, baton) else {
       return;
     };
-    if let Some(store) = self.store.lock().clone() {
-      let key = key.clone();
-      runtime::runtime().spawn(async move { store.release(&key, &b.token, b.expires_at).await });
-    }
+    let (store, key) = (self.store.clone(), key.clone());
+    runtime::runtime().spawn(async move { store.release(&key, &b.token, b.expires_at).await });
   }
 
   /// Opens the local gate once a lock that nobody unlocked is gone from the store.
@@ -320,17 +315,14 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
         .collect()
     };
     let held: Vec<Held> = self.held.lock().drain().map(|(_, h)| h).collect();
-    let store = self.store.lock().take();
-    let bound = self.destroy_bound;
+    let (store, bound) = (self.store.clone(), self.destroy_bound);
     self.spawn(None, async move {
       // Each cancelled request takes back what its attempt set, within the bound.
       let _ = tokio::time::timeout(bound, futures_util::future::join_all(running)).await;
-      if let Some(store) = store {
-        let releases = held
-          .iter()
-          .map(|h| store.release(&h.key, &h.token, h.expires_at));
-        futures_util::future::join_all(releases).await;
-      }
+      let releases = held
+        .iter()
+        .map(|h| store.release(&h.key, &h.token, h.expires_at));
+      futures_util::future::join_all(releases).await;
       Outcome::Done
     })
   }
