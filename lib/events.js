@@ -29,7 +29,7 @@ function grant(id) {
     if (next !== 0) grant(next)
     return
   }
-  w.grant(id)
+  w.manager._granted(w, id)
 }
 
 function deliver(events) {
@@ -38,7 +38,7 @@ function deliver(events) {
     else {
       const w = take(e.id)
       // Unknown: an aborted request (the native side gives back what it took).
-      if (w !== undefined && !w.settled) w.settle(e)
+      if (w !== undefined && !w.settled) w.manager._settled(w, e)
     }
   }
 }

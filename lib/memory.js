@@ -25,15 +25,7 @@ class InMemoryLock extends LockManager {
 
   #enqueue(key, id, signal) {
     return new Promise((resolve, reject) => {
-      const w = {
-        manager: this,
-        signal,
-        onAbort: undefined,
-        settled: false,
-        reject,
-        grant: (lockId) => resolve(mintLockHandle(this, key, lockId)),
-        settle: () => reject(busyError(key, this._retry)), // timed out
-      }
+      const w = { manager: this, key, resolve, reject, signal, onAbort: undefined, settled: false }
       if (signal !== undefined) {
         w.onAbort = () => {
           // Leave the queue now; if the grant is already on its way, grant() returns it.
@@ -46,6 +38,15 @@ class InMemoryLock extends LockManager {
       }
       addPending(id, w)
     })
+  }
+
+  // Called by lib/events.js: the waiter holds the key now, or its budget ran out.
+  _granted(w, id) {
+    w.resolve(mintLockHandle(this, w.key, id))
+  }
+
+  _settled(w) {
+    w.reject(busyError(w.key, this._retry))
   }
 
   /** Releases every lock and queued lock() of this manager. Idempotent. */

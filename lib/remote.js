@@ -25,8 +25,9 @@ class RemoteLock extends LockManager {
     return new Promise((resolve, reject) => {
       w.manager = this
       w.settled = false
+      w.resolve = resolve
       w.reject = reject
-      w.settle = (e) => done(e, resolve, reject)
+      w.done = done
       const signal = w.signal
       if (signal !== undefined) {
         w.onAbort = () => {
@@ -41,6 +42,11 @@ class RemoteLock extends LockManager {
     })
   }
 
+  // Called by lib/events.js with the request's outcome.
+  _settled(w, e) {
+    w.done(e, w.resolve, w.reject)
+  }
+
   /** Releases this manager's locks and closes its connections. Idempotent. */
   destroy() {
     if (!this._markDestroyed()) return this._destroying
@@ -49,7 +55,7 @@ class RemoteLock extends LockManager {
       removePending(id)
       forget(w)
       // The native side stops these requests; settle them here.
-      if (w.unlock) w.settle({ kind: 'done' })
+      if (w.unlock) w.resolve()
       else w.reject(new DestroyedError())
     }
     const req = native.destroy(this._handle)

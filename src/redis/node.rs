@@ -6,7 +6,7 @@
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ops::{describe, is_noscript, judge, Op, Reply};
@@ -16,8 +16,20 @@ use crate::core::{runtime, CauseKind, Error, ErrorKind};
 
 struct Job {
   op: Op,
-  reply: oneshot::Sender<Reply>,
+  /// None for a release sent again: its caller has its first answer already.
+  reply: Option<oneshot::Sender<Reply>>,
 }
+
+impl Job {
+  fn answer(&mut self, reply: Reply) {
+    if let Some(tx) = self.reply.take() {
+      let _ = tx.send(reply);
+    }
+  }
+}
+
+/// How long a node waits before it sends a release that found it unreachable again.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// The most requests one write carries.
 const MAX_BATCH: usize = 512;
@@ -67,7 +79,7 @@ impl Node {
       ConnectionManager::new_lazy_with_config(client, config).map_err(config_error)?
     };
     let (jobs, rx) = mpsc::unbounded_channel();
-    rt.spawn(write_batches(rx, conn, timeout));
+    rt.spawn(write_batches(rx, jobs.downgrade(), conn, timeout));
     Ok(Node {
       label: cfg.label.clone(),
       jobs,
@@ -82,7 +94,13 @@ impl Endpoint for Node {
 
   fn call(&self, op: Op) -> impl Future<Output = Reply> + Send + use<> {
     let (reply, answer) = oneshot::channel();
-    let sent = self.jobs.send(Job { op, reply }).is_ok();
+    let sent = self
+      .jobs
+      .send(Job {
+        op,
+        reply: Some(reply),
+      })
+      .is_ok();
     async move {
       if !sent {
         return Reply::Failed(CauseKind::Closed, "closed".into());
@@ -98,6 +116,7 @@ impl Endpoint for Node {
 /// Ends when the node is dropped (every sender gone); the connection closes with it.
 async fn write_batches(
   mut rx: mpsc::UnboundedReceiver<Job>,
+  again: mpsc::WeakUnboundedSender<Job>,
   conn: ConnectionManager,
   timeout: Duration,
 ) {
@@ -113,11 +132,16 @@ async fn write_batches(
         Err(_) => break,
       }
     }
-    tokio::spawn(send_batch(batch, conn.clone(), timeout));
+    tokio::spawn(send_batch(batch, conn.clone(), timeout, again.clone()));
   }
 }
 
-async fn send_batch(batch: Vec<Job>, mut conn: ConnectionManager, timeout: Duration) {
+async fn send_batch(
+  batch: Vec<Job>,
+  mut conn: ConnectionManager,
+  timeout: Duration,
+  again: mpsc::WeakUnboundedSender<Job>,
+) {
   let mut pipe = redis::pipe();
   pipe.ignore_errors();
   for job in &batch {
@@ -126,29 +150,63 @@ async fn send_batch(batch: Vec<Job>, mut conn: ConnectionManager, timeout: Durat
   let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
   match replies {
     Ok(Ok(values)) if values.len() == batch.len() => {
-      for (job, value) in batch.into_iter().zip(values) {
+      for (mut job, value) in batch.into_iter().zip(values) {
         if is_noscript(&value) {
-          tokio::spawn(run_script(job, conn.clone(), timeout));
+          tokio::spawn(run_script(job, conn.clone(), timeout, again.clone()));
         } else {
-          let _ = job.reply.send(judge(&job.op, &value));
+          let reply = judge(&job.op, &value);
+          if matches!(reply, Reply::Failed(..)) {
+            retry_later(&job, &again);
+          }
+          job.answer(reply);
         }
       }
     }
-    Ok(Ok(_)) => fail_all(batch, CauseKind::Server, "unexpected reply count".into()),
+    Ok(Ok(_)) => fail_all(
+      batch,
+      CauseKind::Server,
+      "unexpected reply count".into(),
+      &again,
+    ),
     Ok(Err(e)) => {
       let (kind, why) = describe(&e);
-      fail_all(batch, kind, why)
+      fail_all(batch, kind, why, &again)
     }
-    Err(_) => fail_all(batch, CauseKind::Timeout, no_reply(timeout)),
+    Err(_) => fail_all(batch, CauseKind::Timeout, no_reply(timeout), &again),
   }
 }
 
+/// A release that could not reach the node goes out again after a pause, while its key
+/// may still hold our token: an unlock sent during a pause or a reconnect is not lost.
+fn retry_later(job: &Job, again: &mpsc::WeakUnboundedSender<Job>) {
+  let Op::Release {
+    retry_until: Some(until),
+    ..
+  } = &job.op
+  else {
+    return;
+  };
+  if Instant::now() + RETRY_PAUSE >= *until {
+    return;
+  }
+  let (op, again) = (job.op.clone(), again.clone());
+  tokio::spawn(async move {
+    tokio::time::sleep(RETRY_PAUSE).await;
+    if let Some(tx) = again.upgrade() {
+      let _ = tx.send(Job { op, reply: None });
+    }
+  });
+}
+
 /// One script call through redis-rs's EVALSHA-then-load path.
-async fn run_script(job: Job, mut conn: ConnectionManager, timeout: Duration) {
+async fn run_script(
+  mut job: Job,
+  mut conn: ConnectionManager,
+  timeout: Duration,
+  again: mpsc::WeakUnboundedSender<Job>,
+) {
   let Some((script, key, args)) = job.op.script() else {
-    let _ = job
-      .reply
-      .send(Reply::Failed(CauseKind::Server, "NOSCRIPT".into()));
+    job.answer(Reply::Failed(CauseKind::Server, "NOSCRIPT".into()));
     return;
   };
   let fut = async {
@@ -165,15 +223,19 @@ async fn run_script(job: Job, mut conn: ConnectionManager, timeout: Duration) {
     }
     Err(_) => Reply::Failed(CauseKind::Timeout, no_reply(timeout)),
   };
-  let _ = job.reply.send(reply);
+  if matches!(reply, Reply::Failed(..)) {
+    retry_later(&job, &again);
+  }
+  job.answer(reply);
 }
 
 fn no_reply(timeout: Duration) -> String {
   format!("no reply within {} ms", timeout.as_millis())
 }
 
-fn fail_all(batch: Vec<Job>, kind: CauseKind, why: String) {
-  for job in batch {
-    let _ = job.reply.send(Reply::Failed(kind, why.clone()));
+fn fail_all(batch: Vec<Job>, kind: CauseKind, why: String, again: &mpsc::WeakUnboundedSender<Job>) {
+  for mut job in batch {
+    retry_later(&job, again);
+    job.answer(Reply::Failed(kind, why.clone()));
   }
 }

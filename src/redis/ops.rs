@@ -3,6 +3,7 @@
 
 use redis::{Pipeline, RedisError, Value};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::scripts;
 use crate::core::CauseKind;
@@ -15,9 +16,12 @@ pub enum Op {
     token: String,
     ttl_ms: u64,
   },
+  /// Compare-and-delete. A node that cannot be reached sends it again every
+  /// `node::RETRY_PAUSE` until `retry_until` (when the key expires anyway).
   Release {
     key: Arc<[u8]>,
     token: String,
+    retry_until: Option<Instant>,
   },
   Extend {
     key: Arc<[u8]>,
@@ -32,9 +36,7 @@ pub enum Op {
     ttl_ms: u64,
   },
   /// `EXISTS key`
-  Inspect {
-    key: Arc<[u8]>,
-  },
+  Inspect { key: Arc<[u8]> },
 }
 
 /// What a node said about one operation.
@@ -77,7 +79,7 @@ impl Op {
   /// The script, key and arguments of a scripted operation.
   pub fn script(&self) -> Option<Scripted> {
     Some(match self {
-      Op::Release { key, token } => (&*scripts::RELEASE, key.clone(), vec![token.clone()]),
+      Op::Release { key, token, .. } => (&*scripts::RELEASE, key.clone(), vec![token.clone()]),
       Op::Extend { key, token, ttl_ms } => (
         &*scripts::EXTEND,
         key.clone(),

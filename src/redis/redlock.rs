@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ops::{Op, Reply};
-use tokio::sync::oneshot;
 
-use crate::core::{runtime, Cause, CauseKind};
+use crate::core::{Cause, CauseKind, Key};
 use crate::remote::{Attempt, Store, Validity};
 
 /// A node as Redlock sees it: a name for messages and a way to run one operation.
@@ -45,9 +44,6 @@ struct Tally {
   no: usize,
   causes: Vec<Cause>,
 }
-
-/// How long a node that could not be reached waits before a release is sent again.
-const RELEASE_RETRY: Duration = Duration::from_millis(100);
 
 /// How long a failed round waits for the nodes still out, so its causes name them all.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(25);
@@ -146,62 +142,47 @@ impl<E: Endpoint> Redlock<E> {
     t
   }
 
-  /// Sends a compare-and-delete of `key` for `token` to every node at once, each in a
-  /// task of its own; a node that could not be reached is tried again until `until`.
-  /// Each receiver says whether that node's first try got an answer.
-  fn send_release(
-    &self,
-    key: &Arc<[u8]>,
-    token: &str,
-    until: Instant,
-  ) -> Vec<oneshot::Receiver<bool>> {
-    let rt = runtime::runtime();
-    self
+  /// Queues a compare-and-delete of `key` for `token` on every node and goes on: the
+  /// clean-up of a failed attempt, ahead of whatever the caller sends next on the same
+  /// connections. Never retried (a late delete could hit the next attempt's key).
+  fn send_release(&self, key: &Key, token: &str) {
+    for node in &self.nodes {
+      drop(node.call(Op::Release {
+        key: key.clone(),
+        token: token.to_owned(),
+        retry_until: None,
+      }));
+    }
+  }
+
+  /// Releases everywhere and resolves once a quorum answered, or every node's first try
+  /// ended. A node that could not be reached sends the delete again by itself until
+  /// `until`, when the key expires anyway.
+  async fn release_everywhere(&self, key: &Key, token: &str, until: Instant) {
+    let mut replies: FuturesUnordered<_> = self
       .nodes
       .iter()
       .map(|node| {
-        let (first_tx, first_rx) = oneshot::channel();
-        // Queued now, ahead of anything the caller sends next.
-        let first = node.call(Op::Release {
+        node.call(Op::Release {
           key: key.clone(),
           token: token.to_owned(),
-        });
-        let (node, key, token) = (node.clone(), key.clone(), token.to_owned());
-        rt.spawn(async move {
-          let mut answered = !matches!(first.await, Reply::Failed(..));
-          let _ = first_tx.send(answered);
-          while !answered && Instant::now() + RELEASE_RETRY < until {
-            tokio::time::sleep(RELEASE_RETRY).await;
-            let op = Op::Release {
-              key: key.clone(),
-              token: token.clone(),
-            };
-            answered = !matches!(node.call(op).await, Reply::Failed(..));
-          }
-        });
-        first_rx
+          retry_until: Some(until),
+        })
       })
-      .collect()
-  }
-
-  /// Releases everywhere and resolves once a quorum answered, or every node's first
-  /// try ended (the retries go on in the background).
-  async fn release_everywhere(&self, key: &Arc<[u8]>, token: &str, until: Instant) {
-    let mut firsts: FuturesUnordered<_> =
-      self.send_release(key, token, until).into_iter().collect();
+      .collect();
     let mut answered = 0;
-    while let Some(r) = firsts.next().await {
-      answered += usize::from(r.unwrap_or(false));
-      if answered >= self.quorum {
-        break;
+    while answered < self.quorum {
+      match replies.next().await {
+        Some(Reply::Failed(..)) => {}
+        Some(_) => answered += 1,
+        None => break,
       }
     }
   }
 }
 
 impl<E: Endpoint> Store for Redlock<E> {
-  async fn try_acquire(&self, key: &[u8], token: &str, ttl: Duration) -> Attempt {
-    let key: Arc<[u8]> = key.into();
+  async fn try_acquire(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
     let tally = self
@@ -220,7 +201,7 @@ impl<E: Endpoint> Store for Redlock<E> {
     // attempt, on the same connections, is queued behind it) and not retried later (a
     // late delete could hit the next attempt's key).
     if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.send_release(&key, token, Instant::now());
+      self.send_release(key, token);
     }
     if tally.yes + tally.no >= self.quorum {
       Attempt::Held
@@ -229,8 +210,7 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
   }
 
-  async fn try_extend(&self, key: &[u8], token: &str, ttl: Duration) -> Attempt {
-    let key: Arc<[u8]> = key.into();
+  async fn try_extend(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
     let tally = self
@@ -252,12 +232,11 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
   }
 
-  async fn release(&self, key: &[u8], token: &str, until: Instant) {
-    self.release_everywhere(&key.into(), token, until).await
+  async fn release(&self, key: &Key, token: &str, until: Instant) {
+    self.release_everywhere(key, token, until).await
   }
 
-  async fn inspect(&self, key: &[u8]) -> Result<bool, Vec<Cause>> {
-    let key: Arc<[u8]> = key.into();
+  async fn inspect(&self, key: &Key) -> Result<bool, Vec<Cause>> {
     let tally = self
       .round_until(Decide::Answers, || Op::Inspect { key: key.clone() })
       .await;
@@ -268,14 +247,7 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
   }
 
-  async fn try_transfer(
-    &self,
-    key: &[u8],
-    from: &str,
-    to: &str,
-    ttl: Duration,
-  ) -> Option<Validity> {
-    let key: Arc<[u8]> = key.into();
+  async fn try_transfer(&self, key: &Key, from: &str, to: &str, ttl: Duration) -> Option<Validity> {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
     let tally = self
@@ -293,7 +265,7 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
     // As after a failed acquire: sent ahead of what the caller does next, never retried.
     if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.send_release(&key, to, Instant::now());
+      self.send_release(key, to);
     }
     None
   }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::ops::{Op, Reply};
 use super::{Endpoint, Redlock};
-use crate::core::{runtime, CauseKind};
+use crate::core::{runtime, CauseKind, Key};
 use crate::remote::{Attempt, Store};
 
 /// How long anything may take before the test fails: a failure bound, never a pace.
@@ -158,7 +158,7 @@ fn a_quorum_of_yes_wins_without_waiting_for_a_hung_node() {
     FakeNode::hung("c:1"),
   ];
   let r = redlock(&nodes);
-  let (attempt, took) = run(r.try_acquire(K, TOKEN, TTL));
+  let (attempt, took) = run(r.try_acquire(&key(), TOKEN, TTL));
   assert!(took < PROMPT, "waited {took:?}");
   match attempt {
     Attempt::Won(v) => {
@@ -182,7 +182,7 @@ fn a_minority_of_yes_is_held_and_taken_back() {
     FakeNode::no("c:1"),
   ];
   let r = redlock(&nodes);
-  let (attempt, _) = run(r.try_acquire(K, TOKEN, TTL));
+  let (attempt, _) = run(r.try_acquire(&key(), TOKEN, TTL));
   assert_eq!(attempt, Attempt::Held);
   for n in &nodes {
     eventually("a release reached every node", || n.releases().len() == 1);
@@ -198,7 +198,7 @@ fn every_node_failing_is_failed_with_a_cause_per_node() {
     FakeNode::failed("c:1"),
   ];
   let r = redlock(&nodes);
-  let (attempt, _) = run(r.try_acquire(K, TOKEN, TTL));
+  let (attempt, _) = run(r.try_acquire(&key(), TOKEN, TTL));
   let Attempt::Failed(causes) = attempt else {
     panic!("expected Failed, got {attempt:?}");
   };
@@ -217,7 +217,7 @@ fn failed_and_hung_nodes_are_all_named_the_hung_one_as_a_timeout() {
     FakeNode::hung("c:1"),
   ];
   let r = redlock(&nodes);
-  let (attempt, took) = run(r.try_acquire(K, TOKEN, TTL));
+  let (attempt, took) = run(r.try_acquire(&key(), TOKEN, TTL));
   assert!(took < PROMPT, "waited {took:?}");
   let Attempt::Failed(causes) = attempt else {
     panic!("expected Failed, got {attempt:?}");
@@ -237,7 +237,7 @@ fn a_win_that_took_longer_than_the_ttl_is_not_won_and_is_taken_back() {
     FakeNode::yes("c:1").delayed(d),
   ];
   let r = redlock(&nodes);
-  let (attempt, _) = run(r.try_acquire(K, TOKEN, Duration::from_millis(10)));
+  let (attempt, _) = run(r.try_acquire(&key(), TOKEN, Duration::from_millis(10)));
   assert_eq!(attempt, Attempt::Held, "the validity had passed");
   for n in &nodes {
     eventually("a release reached every node", || n.releases().len() == 1);
@@ -252,7 +252,7 @@ fn extend_refused_by_a_quorum_is_held() {
     FakeNode::yes("c:1"),
   ];
   let r = redlock(&nodes);
-  let (attempt, _) = run(r.try_extend(K, TOKEN, TTL));
+  let (attempt, _) = run(r.try_extend(&key(), TOKEN, TTL));
   assert_eq!(attempt, Attempt::Held);
 }
 
@@ -264,7 +264,7 @@ fn extend_agreed_by_a_quorum_wins_despite_a_hung_node() {
     FakeNode::yes("c:1"),
   ];
   let r = redlock(&nodes);
-  let (attempt, took) = run(r.try_extend(K, TOKEN, TTL));
+  let (attempt, took) = run(r.try_extend(&key(), TOKEN, TTL));
   assert!(took < PROMPT, "waited {took:?}");
   assert!(matches!(attempt, Attempt::Won(_)), "{attempt:?}");
 }
@@ -277,7 +277,7 @@ fn release_resolves_once_a_quorum_answered_even_with_a_hung_node() {
     FakeNode::hung("c:1"),
   ];
   let r = redlock(&nodes);
-  let ((), took) = run(r.release(K, TOKEN, Instant::now()));
+  let ((), took) = run(r.release(&key(), TOKEN, Instant::now()));
   assert!(took < PROMPT, "waited {took:?}");
   for n in &nodes {
     eventually("a release reached every node", || n.releases().len() == 1);
@@ -293,7 +293,7 @@ fn inspect_with_a_quorum_of_no_is_free() {
     FakeNode::hung("c:1"),
   ];
   let r = redlock(&nodes);
-  let (seen, took) = run(r.inspect(K));
+  let (seen, took) = run(r.inspect(&key()));
   assert_eq!(seen, Ok(false));
   assert!(took < PROMPT, "waited {took:?}");
 }
@@ -306,7 +306,7 @@ fn inspect_with_a_quorum_of_yes_is_held() {
     FakeNode::no("c:1"),
   ];
   let r = redlock(&nodes);
-  assert_eq!(run(r.inspect(K)).0, Ok(true));
+  assert_eq!(run(r.inspect(&key())).0, Ok(true));
 }
 
 #[test]
@@ -317,7 +317,7 @@ fn inspect_decides_once_a_quorum_answered_even_with_a_hung_node() {
     FakeNode::hung("c:1"),
   ];
   let r = redlock(&nodes);
-  let (seen, took) = run(r.inspect(K));
+  let (seen, took) = run(r.inspect(&key()));
   assert_eq!(seen, Ok(true));
   assert!(took < PROMPT, "waited {took:?}");
 }
@@ -330,7 +330,7 @@ fn inspect_with_a_quorum_failing_is_the_causes() {
     FakeNode::failed("c:1"),
   ];
   let r = redlock(&nodes);
-  let (seen, _) = run(r.inspect(K));
+  let (seen, _) = run(r.inspect(&key()));
   let causes = seen.expect_err("no quorum answered");
   assert_eq!(labels(&causes), ["a:1", "c:1"]);
 }
@@ -343,7 +343,7 @@ fn transfer_with_a_quorum_passes_the_key() {
     FakeNode::hung("c:1"),
   ];
   let r = redlock(&nodes);
-  let (v, took) = run(r.try_transfer(K, TOKEN, "to", TTL));
+  let (v, took) = run(r.try_transfer(&key(), TOKEN, "to", TTL));
   assert!(v.is_some());
   assert!(took < PROMPT, "waited {took:?}");
 }
@@ -358,7 +358,7 @@ fn a_partial_transfer_is_undone_for_the_new_token() {
     FakeNode::no("c:1").delayed(d),
   ];
   let r = redlock(&nodes);
-  let (v, _) = run(r.try_transfer(K, TOKEN, "to", TTL));
+  let (v, _) = run(r.try_transfer(&key(), TOKEN, "to", TTL));
   assert_eq!(v, None);
   // Queued on every node before try_transfer returns, so it runs before whatever the
   // caller sends next on the same connections.
@@ -373,10 +373,14 @@ fn a_partial_transfer_is_undone_for_the_new_token() {
 #[test]
 fn a_single_node_decides_alone() {
   let r = redlock(&[FakeNode::no("solo:1")]);
-  assert_eq!(run(r.try_acquire(K, TOKEN, TTL)).0, Attempt::Held);
+  assert_eq!(run(r.try_acquire(&key(), TOKEN, TTL)).0, Attempt::Held);
   let r = redlock(&[FakeNode::yes("solo:1")]);
   assert!(matches!(
-    run(r.try_acquire(K, TOKEN, TTL)).0,
+    run(r.try_acquire(&key(), TOKEN, TTL)).0,
     Attempt::Won(_)
   ));
+}
+
+fn key() -> Key {
+  K.into()
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Attempt, Store, Validity};
-use crate::core::{Cause, CauseKind};
+use crate::core::{Cause, CauseKind, Key};
 
 /// The message of the panic `panic_on_acquire` injects (tests silence it in the hook).
 pub const INJECTED_PANIC: &str = "fake store: injected panic";
@@ -162,7 +162,7 @@ impl State {
 }
 
 impl Store for FakeStore {
-  async fn try_acquire(&self, key: &[u8], token: &str, ttl: Duration) -> Attempt {
+  async fn try_acquire(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {
     count(&self.calls.acquire);
     self.pause().await;
     if self.panic_on_acquire.load(Ordering::SeqCst) {
@@ -174,7 +174,7 @@ impl Store for FakeStore {
     self.acquire_now(key, token, ttl)
   }
 
-  async fn try_extend(&self, key: &[u8], token: &str, ttl: Duration) -> Attempt {
+  async fn try_extend(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {
     count(&self.calls.extend);
     self.pause().await;
     if self.is_down() {
@@ -186,7 +186,7 @@ impl Store for FakeStore {
     }
   }
 
-  async fn release(&self, key: &[u8], token: &str, _until: Instant) {
+  async fn release(&self, key: &Key, token: &str, _until: Instant) {
     count(&self.calls.release);
     self.pause().await;
     if !self.is_down() {
@@ -194,7 +194,7 @@ impl Store for FakeStore {
     }
   }
 
-  async fn inspect(&self, key: &[u8]) -> Result<bool, Vec<Cause>> {
+  async fn inspect(&self, key: &Key) -> Result<bool, Vec<Cause>> {
     count(&self.calls.inspect);
     self.pause().await;
     if self.is_down() {
@@ -203,13 +203,7 @@ impl Store for FakeStore {
     Ok(self.holder(key).is_some())
   }
 
-  async fn try_transfer(
-    &self,
-    key: &[u8],
-    from: &str,
-    to: &str,
-    ttl: Duration,
-  ) -> Option<Validity> {
+  async fn try_transfer(&self, key: &Key, from: &str, to: &str, ttl: Duration) -> Option<Validity> {
     count(&self.calls.transfer);
     self.pause().await;
     if self.is_down() {

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::gate::Baton;
 use super::manager::{Cancel, Held, RemoteManager};
 use super::{Attempt, Store, Validity};
-use crate::core::{clock, token, Error, Lease, LockId, Outcome};
+use crate::core::{clock, token, Error, Key, Lease, LockId, Outcome};
 
 /// The key's gate while a lock request owns it; leaves it when dropped armed.
 struct GateOwned<'a, S: Store> {
@@ -139,7 +139,7 @@ impl<S: Store> RemoteManager<S> {
   async fn attempts(
     &self,
     store: &S,
-    key: &[u8],
+    key: &Key,
     token: &str,
     ttl: Duration,
     cancel: &Cancel,
@@ -194,7 +194,7 @@ impl<S: Store> RemoteManager<S> {
   pub(super) async fn run_extend(
     &self,
     store: &S,
-    key: &[u8],
+    key: &Key,
     token: &str,
     ttl: Duration,
     valid_until: Instant,

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::core::Cause;
+use crate::core::{Cause, Key};
 
 /// How long a lock taken or extended by an attempt is good for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub trait Store: Send + Sync + 'static {
   /// by the store before it answers anything but `Won`.
   fn try_acquire(
     &self,
-    key: &[u8],
+    key: &Key,
     token: &str,
     ttl: Duration,
   ) -> impl Future<Output = Attempt> + Send;
@@ -40,7 +40,7 @@ pub trait Store: Send + Sync + 'static {
   /// One attempt to make `key` expire `ttl` from now while it holds `token`. Never deletes.
   fn try_extend(
     &self,
-    key: &[u8],
+    key: &Key,
     token: &str,
     ttl: Duration,
   ) -> impl Future<Output = Attempt> + Send;
@@ -48,18 +48,18 @@ pub trait Store: Send + Sync + 'static {
   /// Deletes `key` wherever it still holds `token`. Resolves once that is settled on a
   /// quorum (or nothing more can be learnt now); nodes that could not be reached are
   /// tried again in the background until `until`, when the key expires anyway.
-  fn release(&self, key: &[u8], token: &str, until: Instant) -> impl Future<Output = ()> + Send;
+  fn release(&self, key: &Key, token: &str, until: Instant) -> impl Future<Output = ()> + Send;
 
   /// Whether `key` is held (by anyone), or why the store cannot be reached: tells a
   /// caller whose wait ran out whether it waited on a holder or on an outage.
-  fn inspect(&self, key: &[u8]) -> impl Future<Output = Result<bool, Vec<Cause>>> + Send;
+  fn inspect(&self, key: &Key) -> impl Future<Output = Result<bool, Vec<Cause>>> + Send;
 
   /// Optional: passes `key` from token `from` to token `to` in one step (a local handoff
   /// in one round trip instead of a delete and a set). `None`: not done, nothing changed
   /// for `to`; the caller releases `from` and acquires as usual.
   fn try_transfer(
     &self,
-    _key: &[u8],
+    _key: &Key,
     _from: &str,
     _to: &str,
     _ttl: Duration,
