@@ -12,6 +12,7 @@ import { after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFileSync } from 'node:child_process'
 import net from 'node:net'
+import tls from 'node:tls'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -128,21 +129,22 @@ function parseReply(buf, i = 0) {
 }
 
 function encode(args) {
-  let s = `*${args.length}\r\n`
+  const parts = [Buffer.from(`*${args.length}\r\n`)]
   for (const a of args) {
-    const b = Buffer.from(String(a), 'utf8')
-    s += `$${b.length}\r\n${b.toString('utf8')}\r\n`
+    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a), 'utf8')
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'))
   }
-  return s
+  return Buffer.concat(parts)
 }
 
 /**
  * Sends one command to 127.0.0.1:port and resolves its reply (error replies reject).
- * Rejects on a refused connection or after `timeout` ms without a full reply.
+ * Rejects on a refused connection or after `timeout` ms without a full reply. With `ca`,
+ * it speaks TLS and trusts only that CA.
  */
-export function redisCmd(port, args, { timeout = 2000 } = {}) {
+export function redisCmd(port, args, { timeout = 2000, ca } = {}) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ port, host: '127.0.0.1' })
+    const sock = ca === undefined ? net.connect({ port, host: '127.0.0.1' }) : tls.connect({ port, host: '127.0.0.1', ca })
     let buf = Buffer.alloc(0)
     let done = false
     const finish = (err, value) => {
@@ -154,7 +156,7 @@ export function redisCmd(port, args, { timeout = 2000 } = {}) {
       else resolve(value)
     }
     const timer = setTimeout(() => finish(new Error(`redis 127.0.0.1:${port}: no reply to ${args[0]} within ${timeout} ms`)), timeout)
-    sock.on('connect', () => sock.write(encode(args)))
+    sock.on(ca === undefined ? 'connect' : 'secureConnect', () => sock.write(encode(args)))
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d])
       let r

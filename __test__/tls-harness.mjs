@@ -12,12 +12,11 @@
 import { after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFileSync } from 'node:child_process'
-import tls from 'node:tls'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-import { RedisServer, freePort } from './redis-harness.mjs'
+import { RedisServer, freePort, redisCmd } from './redis-harness.mjs'
 
 const BIN = process.env.REDIS_SERVER_BIN || 'redis-server'
 const OPENSSL = process.env.OPENSSL_BIN || 'openssl'
@@ -90,92 +89,12 @@ export function makeCerts() {
   }
 }
 
-// ---- A minimal RESP client over TLS: one connection per command.
-
-function parseReply(buf, i = 0) {
-  if (i >= buf.length) return null
-  const type = String.fromCharCode(buf[i])
-  const eol = buf.indexOf('\r\n', i)
-  if (eol < 0) return null
-  const line = buf.toString('utf8', i + 1, eol)
-  const next = eol + 2
-  switch (type) {
-    case '+':
-      return { value: line, end: next }
-    case '-': {
-      const err = new Error(line)
-      err.redisError = true
-      return { value: err, end: next }
-    }
-    case ':':
-      return { value: Number(line), end: next }
-    case '$': {
-      const len = Number(line)
-      if (len < 0) return { value: null, end: next }
-      if (buf.length < next + len + 2) return null
-      return { value: buf.toString('utf8', next, next + len), end: next + len + 2 }
-    }
-    case '*': {
-      const n = Number(line)
-      if (n < 0) return { value: null, end: next }
-      const arr = []
-      let at = next
-      for (let k = 0; k < n; k++) {
-        const r = parseReply(buf, at)
-        if (r === null) return null
-        arr.push(r.value)
-        at = r.end
-      }
-      return { value: arr, end: at }
-    }
-    default:
-      throw new Error(`unexpected RESP type byte ${JSON.stringify(type)}`)
-  }
-}
-
-function encode(args) {
-  const parts = [Buffer.from(`*${args.length}\r\n`)]
-  for (const a of args) {
-    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a), 'utf8')
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'))
-  }
-  return Buffer.concat(parts)
-}
-
 /**
  * Sends one command over TLS to 127.0.0.1:port, trusting only `ca`, and resolves its reply
  * (error replies reject). Rejects on a handshake failure or after `timeout` ms.
  */
 export function tlsRedisCmd(port, ca, args, { timeout = 2000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const sock = tls.connect({ port, host: '127.0.0.1', ca })
-    let buf = Buffer.alloc(0)
-    let done = false
-    const finish = (err, value) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      sock.destroy()
-      if (err) reject(err)
-      else resolve(value)
-    }
-    const timer = setTimeout(() => finish(new Error(`redis tls 127.0.0.1:${port}: no reply to ${args[0]} within ${timeout} ms`)), timeout)
-    sock.on('secureConnect', () => sock.write(encode(args)))
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d])
-      let r
-      try {
-        r = parseReply(buf)
-      } catch (e) {
-        return finish(e)
-      }
-      if (r === null) return
-      if (r.value instanceof Error) finish(r.value)
-      else finish(null, r.value)
-    })
-    sock.on('error', (e) => finish(e))
-    sock.on('close', () => finish(new Error(`redis tls 127.0.0.1:${port}: connection closed before a reply to ${args[0]}`)))
-  })
+  return redisCmd(port, args, { timeout, ca })
 }
 
 /** A redis-server that listens only on a TLS port (`this.port`), with the certs of makeCerts(). */

@@ -45,7 +45,7 @@ pub(super) const LOCK_OPTION_FIELDS: &[&str] = &[
 pub(super) fn parse(src: &Source) -> Result<InMemoryConfig, Error> {
   src.refuse("connection", "inMemory")?;
   let lo = lock_options(src)?;
-  lo.only(LOCK_OPTION_FIELDS)?;
+  lo.only(LOCK_OPTION_FIELDS, &[])?;
   let (retry, delay_ms) = retry_and_delay(src, lo)?;
   let scope = match src.get("scope") {
     None => Scope::Instance,

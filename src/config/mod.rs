@@ -22,18 +22,7 @@ pub const DEFAULT_DELAY_MS: f64 = 200.0;
 /// The largest ttl or wait we accept: setTimeout's limit (about 24.8 days).
 pub const MAX_MS: f64 = 2_147_483_647.0;
 
-/// Top-level options, and those `lockConfig` may hold.
-const ROOT_FIELDS: &[&str] = &[
-  "type",
-  "namespace",
-  "ttl",
-  "retry",
-  "delay",
-  "scope",
-  "connection",
-  "lockOptions",
-  "lockConfig",
-];
+/// The options `lockConfig` may hold; the top level also takes `lockConfig` itself.
 const NESTED_FIELDS: &[&str] = &[
   "type",
   "namespace",
@@ -44,6 +33,21 @@ const NESTED_FIELDS: &[&str] = &[
   "connection",
   "lockOptions",
 ];
+
+/// Every option name at any level, for the reader of JS objects (`napi::options`), which
+/// walks only into these and reads them also where they are not enumerable (getters).
+pub fn option_names() -> impl Iterator<Item = &'static str> {
+  [
+    NESTED_FIELDS,
+    &["lockConfig"],
+    memory::LOCK_OPTION_FIELDS,
+    redis::CONNECTION_FIELDS,
+    redis::TLS_FIELDS,
+  ]
+  .into_iter()
+  .flatten()
+  .copied()
+}
 const TYPES: &str = "'inMemory' or 'redis'";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +145,7 @@ pub fn parse_as(root: &Value, default_type: &str) -> Result<Config, Error> {
       Obj::of(other, "", "an object").map_err(|_| type_err("options", "an object", other))?
     }
   };
-  root.only(ROOT_FIELDS)?;
+  root.only(NESTED_FIELDS, &["lockConfig"])?;
 
   // `lockConfig`: an object, or the JSON string of a LOCK_CONFIG environment variable.
   let parsed_string;
@@ -160,7 +164,7 @@ pub fn parse_as(root: &Value, default_type: &str) -> Result<Config, Error> {
     Some(v) => Some(Obj::of(v, "lockConfig", "an object or its JSON string")?),
   };
   if let Some(n) = &nested {
-    n.only(NESTED_FIELDS)?;
+    n.only(NESTED_FIELDS, &[])?;
   }
   let src = Source { root, nested };
 

@@ -11,8 +11,9 @@ pub const DEFAULT_RETRY_JITTER_MS: f64 = 100.0;
 pub const DEFAULT_NODE_TIMEOUT_MS: f64 = 500.0;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: f64 = 1000.0;
 
-const CONNECTION_FIELDS: &[&str] = &["host", "port", "username", "password", "db", "tls"];
-const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized"];
+pub(super) const CONNECTION_FIELDS: &[&str] =
+  &["host", "port", "username", "password", "db", "tls"];
+pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
@@ -63,7 +64,7 @@ pub(super) fn parse(src: &Source) -> Result<RedisConfig, Error> {
     Some((v, path)) => vec![node_from_value(v, &path)?],
   };
   let lo = lock_options(src)?;
-  lo.only(LOCK_OPTION_FIELDS)?;
+  lo.only(LOCK_OPTION_FIELDS, &[])?;
   let (count, delay_ms) = retry_and_delay(src, lo)?;
   Ok(RedisConfig {
     nodes,
@@ -119,7 +120,7 @@ fn node_from_url(url: &str, path: &str) -> Result<RedisNode, Error> {
 
 fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
   let m = Obj { path, ..m };
-  m.only(CONNECTION_FIELDS)?;
+  m.only(CONNECTION_FIELDS, &[])?;
   let host = match m.string("host")? {
     None => "127.0.0.1",
     Some("") => return Err(range_err(&m.field_path("host"), "must not be empty")),
@@ -185,7 +186,7 @@ fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
 
 fn tls_from_object(o: Obj, path: &str) -> Result<TlsConfig, Error> {
   let o = Obj { path, ..o };
-  o.only(TLS_FIELDS)?;
+  o.only(TLS_FIELDS, &[])?;
   let pem = |name: &str| -> Result<Option<Vec<u8>>, Error> {
     match o.get(name) {
       None => Ok(None),

@@ -91,21 +91,18 @@ impl<'a> Obj<'a> {
     }
   }
 
-  /// Rejects every field not in `known`: a misspelt or unsupported option must never
-  /// be ignored (a dropped `connection.cluster` would lock on someone else's server).
-  pub fn only(&self, known: &[&str]) -> Result<(), Error> {
-    match self
-      .fields
-      .iter()
-      .find(|(k, _)| !known.contains(&k.as_str()))
-    {
+  /// Rejects every field not in `known` or `also`: a misspelt or unsupported option must
+  /// never be ignored (a dropped `connection.cluster` would lock on someone else's server).
+  pub fn only(&self, known: &[&str], also: &[&str]) -> Result<(), Error> {
+    let ok = |k: &str| known.contains(&k) || also.contains(&k);
+    match self.fields.iter().find(|(k, _)| !ok(k)) {
       None => Ok(()),
       Some((k, _)) => Err(Error::new(
         ErrorKind::Config,
         format!(
           "{} is not an option here; expected one of {}",
           self.field_path(k),
-          known.join(", ")
+          [known, also].concat().join(", ")
         ),
       )),
     }

@@ -1,13 +1,21 @@
-//! One key's state in the lock table: its holder and its FIFO queue of waiters.
+//! One key's state in the lock table: its holder, its FIFO queue of waiters, and the owner
+//! (JS thread and manager) each belongs to.
 
 use hashbrown::HashMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::table::Owner;
 use super::timer;
-use crate::core::{Event, Inbox, WaiterId};
+use crate::core::{Event, Inbox, ManagerId, WaiterId};
+
+/// Who a holder or waiter belongs to: the JS thread to notify and the manager, so that a
+/// destroyed manager can take exactly its own locks and waiters out of a shared table.
+#[derive(Clone)]
+pub struct Owner {
+  pub inbox: Arc<Inbox>,
+  pub manager: ManagerId,
+}
 
 /// When each key with waiters must be looked at next (the table's timer entries).
 pub(super) type DueMap = BTreeMap<(Instant, u64), Arc<[u8]>>;

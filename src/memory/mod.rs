@@ -10,7 +10,8 @@ mod key_state;
 mod table;
 mod timer;
 
-pub use table::{process_table, Acquire, Owner, Table};
+pub use key_state::Owner;
+pub use table::{process_table, Acquire, Table};
 pub use timer::start as start_timer;
 
 #[cfg(test)]

@@ -10,18 +10,10 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::key_state::{
-  drop_holder, hand_off, schedule_check, DueMap, Holder, KeyState, Ticket, Waiter,
+  drop_holder, hand_off, schedule_check, DueMap, Holder, KeyState, Owner, Ticket, Waiter,
 };
 use super::timer;
-use crate::core::{Event, Inbox, LockId, ManagerId, WaiterId};
-
-/// Who a holder or waiter belongs to: the JS thread to notify and the manager, so that a
-/// destroyed manager can take exactly its own locks and waiters out of a shared table.
-#[derive(Clone)]
-pub struct Owner {
-  pub inbox: Arc<Inbox>,
-  pub manager: ManagerId,
-}
+use crate::core::{Event, Inbox, LockId, WaiterId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquire {

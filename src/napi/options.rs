@@ -5,40 +5,10 @@
 use napi::sys;
 use std::ptr;
 
-use crate::config::Value;
+use crate::config::{self, Value};
 
 /// Deeper than any option; a cycle (a logger passed by mistake) stops here.
 const MAX_DEPTH: usize = 8;
-
-/// Option names read even when they are not enumerable own or inherited fields (class
-/// getters): every name `config` knows, at any level.
-const KNOWN: &[&str] = &[
-  "type",
-  "namespace",
-  "ttl",
-  "retry",
-  "delay",
-  "scope",
-  "connection",
-  "lockOptions",
-  "lockConfig",
-  "retryCount",
-  "retryDelay",
-  "retryJitter",
-  "driftFactor",
-  "nodeTimeout",
-  "connectTimeout",
-  "host",
-  "port",
-  "username",
-  "password",
-  "db",
-  "tls",
-  "ca",
-  "cert",
-  "key",
-  "rejectUnauthorized",
-];
 
 pub struct ReadError(pub String);
 
@@ -166,7 +136,7 @@ fn read_object(
     };
     read_field(env, value, raw_name, name, &p, depth, &mut fields)?;
   }
-  for name in KNOWN {
+  for name in config::option_names() {
     if fields.iter().any(|(k, _)| k == name) {
       continue;
     }
@@ -229,7 +199,7 @@ fn read_field(
   if t == sys::ValueType::napi_undefined {
     return Ok(());
   }
-  let v = if KNOWN.contains(&name.as_str()) {
+  let v = if config::option_names().any(|n| n == name) {
     read(env, field, path, depth + 1)?
   } else {
     Value::Other("an unknown field")
