@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod key;
 pub mod outcome;
 pub mod runtime;
+pub mod task;
 pub mod token;
 
 pub use error::{Cause, CauseKind, Error, ErrorKind};

@@ -212,11 +212,10 @@ async fn run_script(
   let fut = async {
     let mut inv = script.prepare_invoke();
     inv.key(&*key).arg(args);
-    inv.invoke_async::<i64>(&mut conn).await
+    inv.invoke_async::<Value>(&mut conn).await
   };
   let reply = match tokio::time::timeout(timeout, fut).await {
-    Ok(Ok(1)) => Reply::Yes,
-    Ok(Ok(_)) => Reply::No,
+    Ok(Ok(v)) => judge(&job.op, &v),
     Ok(Err(e)) => {
       let (kind, why) = describe(&e);
       Reply::Failed(kind, why)

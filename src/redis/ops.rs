@@ -37,10 +37,18 @@ pub enum Op {
   },
   /// `EXISTS key`
   Inspect { key: Arc<[u8]> },
+  /// Any other command (the drop-in faces); its reply is passed on as it is.
+  Command(redis::Cmd),
+  /// A script of `scripts.rs` on one key (the drop-in faces); its reply is passed on.
+  Script {
+    script: &'static redis::Script,
+    key: Arc<[u8]>,
+    args: Vec<String>,
+  },
 }
 
 /// What a node said about one operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
   /// The operation took effect (key set, deleted, extended; or it exists).
   Yes,
@@ -48,6 +56,8 @@ pub enum Reply {
   No,
   /// No usable answer: unreachable, timed out, or an error reply.
   Failed(CauseKind, String),
+  /// The reply of a `Command` or `Script`.
+  Value(Value),
 }
 
 /// A scripted operation: its script, key and arguments.
@@ -73,6 +83,8 @@ impl Op {
         .arg(ttl_ms);
     } else if let Op::Inspect { key } = self {
       pipe.cmd("EXISTS").arg(&**key);
+    } else if let Op::Command(cmd) = self {
+      pipe.add_command(cmd.clone());
     }
   }
 
@@ -95,7 +107,8 @@ impl Op {
         key.clone(),
         vec![from.clone(), to.clone(), ttl_ms.to_string()],
       ),
-      Op::Acquire { .. } | Op::Inspect { .. } => return None,
+      Op::Script { script, key, args } => (*script, key.clone(), args.clone()),
+      Op::Acquire { .. } | Op::Inspect { .. } | Op::Command(_) => return None,
     })
   }
 }
@@ -111,6 +124,7 @@ pub fn judge(op: &Op, value: &Value) -> Reply {
       CauseKind::Server,
       format!("{}: {}", e.code(), e.details().unwrap_or("")),
     ),
+    (Op::Command(_) | Op::Script { .. }, v) => Reply::Value(v.clone()),
     (Op::Acquire { .. }, Value::Okay) => Reply::Yes,
     (Op::Acquire { .. }, Value::SimpleString(s)) if s == "OK" => Reply::Yes,
     (Op::Acquire { .. }, Value::Nil) => Reply::No,

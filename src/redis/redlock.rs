@@ -105,6 +105,11 @@ impl<E: Endpoint> Redlock<E> {
           kind,
           message,
         }),
+        Reply::Value(v) => t.causes.push(Cause {
+          node: self.nodes[i].label().to_string(),
+          kind: CauseKind::Server,
+          message: format!("unexpected reply {v:?}"),
+        }),
       }
     };
     while let Some((i, reply)) = pending.next().await {

@@ -2,11 +2,9 @@
 //! owns. Every request runs as a task on the I/O runtime and ends with exactly one
 //! `Outcome` in the JS thread's inbox, also when its future panics or is dropped.
 
-use futures_util::FutureExt;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -15,7 +13,7 @@ use tokio::sync::Notify;
 use super::gate::Gates;
 use super::Store;
 use crate::config::RetryPolicy;
-use crate::core::{clock, runtime, Error, Event, Inbox, LockId, Outcome, RequestId};
+use crate::core::{clock, runtime, task, Error, Event, Inbox, LockId, Outcome, RequestId};
 
 /// What the N-API layer calls: one object-safe face for managers of every store.
 pub trait RemoteApi: Send + Sync {
@@ -131,22 +129,9 @@ impl<S: Store> RemoteManager<S> {
     let Some(me) = self.arc() else {
       return req; // the manager is being dropped: nobody awaits anything any more
     };
-    let settle = Settle {
-      manager: me,
-      req,
-      done: false,
-    };
     // Registered before the task can finish, so `finish` always finds it.
     let mut requests = self.requests.lock();
-    let task = runtime::runtime().spawn(async move {
-      let mut settle = settle;
-      let outcome = AssertUnwindSafe(fut)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|p| Outcome::Failed(Error::internal(panic_text(&p))));
-      settle.done = true;
-      settle.manager.finish(req, outcome);
-    });
+    let task = task::spawn_settled(fut, move |outcome| me.finish(req, outcome));
     requests.insert(
       req,
       Running {
@@ -339,30 +324,4 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
       .values()
       .any(|h| &*h.key == key && h.valid_until > now)
   }
-}
-
-/// Delivers a request's outcome exactly once: on completion, on panic (caught), or with
-/// `E_INTERNAL` when the task is dropped unfinished (the runtime shutting down).
-struct Settle<S: Store> {
-  manager: Arc<RemoteManager<S>>,
-  req: RequestId,
-  done: bool,
-}
-
-impl<S: Store> Drop for Settle<S> {
-  fn drop(&mut self) {
-    if !self.done {
-      let e = Error::internal("the request was dropped before it finished");
-      self.manager.finish(self.req, Outcome::Failed(e));
-    }
-  }
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-  let what = p
-    .downcast_ref::<&str>()
-    .map(|s| s.to_string())
-    .or_else(|| p.downcast_ref::<String>().cloned())
-    .unwrap_or_else(|| "unknown panic".into());
-  format!("a request failed inside oxlock ({what})")
 }
