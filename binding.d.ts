@@ -30,11 +30,21 @@ export declare function create(context: number, options: unknown, expected?: str
  */
 export declare function destroy(handle: number): number
 
+export declare function dlSet(handle: number, key: string, value: string, ttlMs: number): number
+
+export declare function dlUnset(handle: number, key: string, value: string): number
+
 /**
  * Events for module instance `context` decided elsewhere (grants and timeouts of
  * in-memory waiters, outcomes of remote requests), as objects.
  */
 export declare function drain(context: number): Array<NativeEvent>
+
+export declare function elAcquire(handle: number, key: string, contents: string, ttlMs: number, refreshMs: number): number
+
+export declare function elInspect(handle: number, key: string): number
+
+export declare function elRelease(handle: number, key: string, contents: string): number
 
 export declare const enum EventKind {
   /** An in-memory waiter holds the lock now (`id` is its waiter and lock id). */
@@ -47,6 +57,10 @@ export declare const enum EventKind {
   /** Unlock or destroy finished. */
   Done = 'done',
   Failed = 'failed',
+  /** A drop-in face's command finished: `ints` / `strs`. */
+  Values = 'values',
+  /** A drop-in face reports something by itself: `source`, `signal`, `key`, `error`. */
+  Signal = 'signal',
 }
 
 /** When lock `id` expires, in epoch milliseconds; 0 if it is no longer held. */
@@ -54,6 +68,39 @@ export declare function expiration(manager: number, id: number): number
 
 /** `args`: [manager, id, ttl]. False if `id` no longer holds its lock. */
 export declare function extend(): boolean
+
+export interface FaceInfo {
+  handle: number
+  /** What the face's signals carry as `source`. */
+  id: number
+}
+
+/**
+ * Opens a face's connection: `connection` is `{ host, port, username, password, db, tls }`
+ * or a `redis://` URL.
+ */
+export declare function faceOpen(context: number, connection: unknown): FaceInfo
+
+/**
+ * Stops a face's background work (watchers, refreshes); its connection stays for the
+ * commands in flight until `destroy`.
+ */
+export declare function faceStop(handle: number): void
+
+export declare function flExpireLocks(handle: number, set: string, keys: Array<string>): number
+
+export declare function flExtend(handle: number, keys: Array<string>, ttlMs: number): number
+
+export declare function flGetLockers(handle: number, keys: Array<string>): number
+
+export declare function flGetLocks(handle: number, set: string): number
+
+export declare function flLock(handle: number, set: string, keys: Array<string>, lockers: Array<string>, force: boolean, ttlMs: number): number
+
+export declare function flUnlock(handle: number, set: string, keys: Array<string>): number
+
+/** Starts the expiry watch of fast-locky's tracking set: a check every `every_ms`. */
+export declare function flWatch(handle: number, set: string, everyMs: number): void
 
 /**
  * Sets up a module instance on this thread. `onWake` is called on this thread whenever
@@ -105,6 +152,12 @@ export interface NativeEvent {
   attempts?: number
   fence?: number
   error?: NativeError
+  ints?: Array<number>
+  strs?: Array<string | undefined | null>
+  /** The face (its manager id) a signal comes from. */
+  source?: number
+  signal?: string
+  key?: string
 }
 
 /**

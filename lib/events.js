@@ -32,17 +32,35 @@ function grant(id) {
   w.manager._granted(w, id)
 }
 
+// Set by lib/face.js: where the drop-in faces' own signals go.
+let onSignal = () => {}
+function setSignalHandler(fn) {
+  onSignal = fn
+}
+
 function deliver(events) {
+  // One event's failure (a listener that throws) must not lose the others, already drained.
+  let failure
   for (const e of events) {
-    if (e.kind === 'granted') grant(e.id)
-    else {
-      const w = take(e.id)
-      // Unknown: an aborted request (the native side gives back what it took).
-      if (w !== undefined && !w.settled) w.manager._settled(w, e)
+    try {
+      deliverOne(e)
+    } catch (err) {
+      if (failure === undefined) failure = err
     }
+  }
+  if (failure !== undefined) throw failure
+}
+
+function deliverOne(e) {
+  if (e.kind === 'granted') grant(e.id)
+  else if (e.kind === 'signal') onSignal(e)
+  else {
+    const w = take(e.id)
+    // Unknown: an aborted request (the native side gives back what it took).
+    if (w !== undefined && !w.settled) w.manager._settled(w, e)
   }
 }
 
 setEventHandler(deliver)
 
-module.exports = { grant, forget, take }
+module.exports = { grant, forget, take, setSignalHandler }

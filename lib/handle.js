@@ -113,7 +113,9 @@ class RemoteLockHandle extends LockHandle {
     this.#held = false
     const m = this.#manager
     if (m._destroyed) return RESOLVED // destroy() releases it
-    return m._request(native.remoteUnlock(m._handle, this.#lockId), { unlock: true }, (e, resolve) => resolve())
+    const req = native.remoteUnlock(m._handle, this.#lockId)
+    if (req === 0) return RESOLVED // the manager is gone: destroy() released it
+    return m._request(req, { unlock: true }, (e, resolve) => resolve())
   }
 
   extend(ttl) {

@@ -47,6 +47,8 @@ pub(super) fn parse(src: &Source) -> Result<InMemoryConfig, Error> {
   let lo = lock_options(src)?;
   lo.only(LOCK_OPTION_FIELDS, &[])?;
   let (retry, delay_ms) = retry_and_delay(src, lo)?;
+  // Checked so one `lockOptions` serves every type, though they mean nothing in memory.
+  super::redis::timing(lo)?;
   let scope = match src.get("scope") {
     None => Scope::Instance,
     Some((Value::String(s), path)) => match s.as_str() {

@@ -7,7 +7,10 @@ mod redis;
 mod value;
 
 pub use memory::{InMemoryConfig, Scope};
-pub use redis::{RedisConfig, RedisNode, TlsConfig};
+pub use redis::{
+  node_from_value, RedisConfig, RedisNode, TlsConfig, DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_NODE_TIMEOUT_MS,
+};
 pub use value::{Obj, Value};
 
 use crate::core::Error;

@@ -66,20 +66,39 @@ pub(super) fn parse(src: &Source) -> Result<RedisConfig, Error> {
   let lo = lock_options(src)?;
   lo.only(LOCK_OPTION_FIELDS, &[])?;
   let (count, delay_ms) = retry_and_delay(src, lo)?;
+  let t = timing(lo)?;
   Ok(RedisConfig {
     nodes,
     retry: RetryPolicy {
       count,
       delay_ms,
-      jitter_ms: lo.number_in("retryJitter", DEFAULT_RETRY_JITTER_MS, 0.0, MAX_MS)?,
+      jitter_ms: t.jitter_ms,
     },
+    drift_factor: t.drift_factor,
+    node_timeout_ms: t.node_timeout_ms,
+    connect_timeout_ms: t.connect_timeout_ms,
+  })
+}
+
+/// node-redlock's timing options of `lockOptions`, checked wherever they are given.
+pub(super) struct Timing {
+  pub jitter_ms: f64,
+  pub drift_factor: f64,
+  pub node_timeout_ms: f64,
+  pub connect_timeout_ms: f64,
+}
+
+pub(super) fn timing(lo: Obj) -> Result<Timing, Error> {
+  Ok(Timing {
+    jitter_ms: lo.number_in("retryJitter", DEFAULT_RETRY_JITTER_MS, 0.0, MAX_MS)?,
     drift_factor: lo.number_in("driftFactor", DEFAULT_DRIFT_FACTOR, 0.0, 0.5)?,
     node_timeout_ms: lo.number_in("nodeTimeout", DEFAULT_NODE_TIMEOUT_MS, 1.0, MAX_MS)?,
     connect_timeout_ms: lo.number_in("connectTimeout", DEFAULT_CONNECT_TIMEOUT_MS, 1.0, MAX_MS)?,
   })
 }
 
-fn node_from_value(v: &Value, path: &str) -> Result<RedisNode, Error> {
+/// One node: an object `{ host, port, ... }` or a URL (also what the drop-in faces take).
+pub fn node_from_value(v: &Value, path: &str) -> Result<RedisNode, Error> {
   match v {
     Value::String(url) => node_from_url(url, path),
     Value::Object(_) => node_from_object(Obj::of(v, path, "an object")?, path),
@@ -92,25 +111,20 @@ fn node_from_value(v: &Value, path: &str) -> Result<RedisNode, Error> {
 }
 
 fn node_from_url(url: &str, path: &str) -> Result<RedisNode, Error> {
-  let rest = url
-    .strip_prefix("redis://")
-    .or_else(|| url.strip_prefix("rediss://"))
-    .ok_or_else(|| config_err(format!("{path} must start with redis:// or rediss://")))?;
-  // host:port without user info, for messages; redis-rs parses the URL itself.
-  let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-  let host_port = authority.rsplit('@').next().unwrap_or("");
-  let label = if host_port.is_empty() {
-    "127.0.0.1:6379".to_string()
-  } else if host_port.contains(':') && !host_port.ends_with(']') {
-    host_port.to_string()
-  } else {
-    format!("{host_port}:6379")
-  };
-  if redis::parse_redis_url(url).is_none() {
+  if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
     return Err(config_err(format!(
-      "{path} is not a valid Redis URL ({label})"
+      "{path} must start with redis:// or rediss://"
     )));
   }
+  // The label (host:port, for messages) comes from the parsed URL only: no part of a URL
+  // that does not parse is ever shown, it may hold a password.
+  let parsed = redis::parse_redis_url(url)
+    .ok_or_else(|| config_err(format!("{path} is not a valid Redis URL")))?;
+  let host = match parsed.host_str() {
+    Some("") | None => "127.0.0.1".to_string(),
+    Some(h) => h.to_string(),
+  };
+  let label = format!("{host}:{}", parsed.port().unwrap_or(6379));
   Ok(RedisNode {
     url: url.to_string(),
     label,

@@ -174,3 +174,21 @@ fn errors_name_the_field() {
   assert_eq!(e.kind, ErrorKind::ConfigRange);
   assert!(e.message.starts_with("namespace"));
 }
+
+#[test]
+fn a_url_that_does_not_parse_shows_no_part_of_its_authority() {
+  for url in [
+    "redis://:s3cret/x@db.example:6379",
+    "redis://admin:pa#ss@db.example",
+  ] {
+    let json = format!(r#"{{"type":"redis","connection":"{url}"}}"#);
+    let shown = match parse_json(&json) {
+      Err(e) => e.message,
+      Ok(c) => redis(&c).nodes[0].label.clone(),
+    };
+    assert!(
+      !shown.contains("s3cret") && !shown.contains("admin:pa"),
+      "{shown}"
+    );
+  }
+}

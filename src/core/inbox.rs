@@ -5,7 +5,7 @@
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Outcome, RequestId, WaiterId};
+use super::{Error, ManagerId, Outcome, RequestId, WaiterId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -15,6 +15,19 @@ pub enum Event {
   TimedOut(WaiterId),
   /// A remote request finished.
   Settled(RequestId, Outcome),
+  /// Something a drop-in face reports by itself (a lock expired, was refreshed or lost).
+  Signal(Signal),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+  /// The face that reports it.
+  pub source: ManagerId,
+  /// The event name the face emits ('expire', 'refreshed', 'lost', 'error', 'released').
+  pub name: &'static str,
+  /// The Redis key it is about.
+  pub key: String,
+  pub error: Option<Error>,
 }
 
 /// Wakes the JS thread that owns an inbox (a weak threadsafe function in production).

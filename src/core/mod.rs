@@ -14,7 +14,7 @@ pub mod token;
 
 pub use error::{Cause, CauseKind, Error, ErrorKind};
 pub use ids::{LockId, ManagerId, RequestId, WaiterId};
-pub use inbox::{Event, Inbox, Wake};
+pub use inbox::{Event, Inbox, Signal, Wake};
 pub use outcome::{Lease, Outcome};
 
 /// A lock key: the WTF-8 bytes of the JS string (see `key`), shared, never copied again.

@@ -23,4 +23,9 @@ pub enum Outcome {
   /// Unlock or destroy finished.
   Done,
   Failed(Error),
+  /// A command of a drop-in face: numbers and strings, one per item, as the face defines.
+  Values {
+    ints: Vec<i64>,
+    strs: Vec<Option<String>>,
+  },
 }

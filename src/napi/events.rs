@@ -17,6 +17,10 @@ pub enum EventKind {
   /// Unlock or destroy finished.
   Done,
   Failed,
+  /// A drop-in face's command finished: `ints` / `strs`.
+  Values,
+  /// A drop-in face reports something by itself: `source`, `signal`, `key`, `error`.
+  Signal,
 }
 
 #[napi(object)]
@@ -47,6 +51,12 @@ pub struct NativeEvent {
   pub attempts: Option<u32>,
   pub fence: Option<f64>,
   pub error: Option<NativeError>,
+  pub ints: Option<Vec<f64>>,
+  pub strs: Option<Vec<Option<String>>>,
+  /// The face (its manager id) a signal comes from.
+  pub source: Option<f64>,
+  pub signal: Option<String>,
+  pub key: Option<String>,
 }
 
 impl NativeEvent {
@@ -60,6 +70,11 @@ impl NativeEvent {
       attempts: None,
       fence: None,
       error: None,
+      ints: None,
+      strs: None,
+      source: None,
+      signal: None,
+      key: None,
     }
   }
 }
@@ -108,8 +123,20 @@ impl From<Event> for NativeEvent {
             error: Some(e.into()),
             ..NativeEvent::bare(EventKind::Failed, id)
           },
+          Outcome::Values { ints, strs } => NativeEvent {
+            ints: Some(ints.into_iter().map(|i| i as f64).collect()),
+            strs: Some(strs),
+            ..NativeEvent::bare(EventKind::Values, id)
+          },
         }
       }
+      Event::Signal(s) => NativeEvent {
+        source: Some(s.source.as_f64()),
+        signal: Some(s.name.into()),
+        key: Some(s.key),
+        error: s.error.map(NativeError::from),
+        ..NativeEvent::bare(EventKind::Signal, 0.0)
+      },
     }
   }
 }

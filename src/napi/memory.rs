@@ -54,7 +54,7 @@ impl MemoryManager {
 fn memory(l: &Local, handle: f64) -> Option<&MemoryManager> {
   match l.managers.get(handle)? {
     Manager::Memory(m) => Some(m),
-    Manager::Remote(_) => None,
+    Manager::Remote(_) | Manager::Face(_) => None,
   }
 }
 

@@ -4,6 +4,7 @@
 //! thread; the only way back into JS from elsewhere is the thread's weak wake-up function.
 
 mod events;
+mod faces;
 mod key;
 mod memory;
 mod options;
@@ -36,6 +37,8 @@ impl Wake for TsfnWake {
 enum Manager {
   Memory(MemoryManager),
   Remote(Arc<dyn RemoteApi>),
+  /// A drop-in face's connection (`compat/`).
+  Face(Arc<crate::compat::Client>),
 }
 
 /// What one JS thread has: the argument array of the in-memory hot path, one inbox per
@@ -205,6 +208,10 @@ pub fn destroy(handle: f64) -> f64 {
       0.0
     }
     Some(Manager::Remote(r)) => r.destroy().as_f64(),
+    Some(Manager::Face(c)) => {
+      c.close();
+      0.0
+    }
     None => 0.0,
   }
 }
@@ -215,7 +222,7 @@ pub fn size(handle: f64) -> f64 {
   with_local(|l, _| match l.managers.get(handle) {
     Some(Manager::Memory(m)) => m.table.key_count() as f64,
     Some(Manager::Remote(r)) => r.key_count() as f64,
-    None => 0.0,
+    Some(Manager::Face(_)) | None => 0.0,
   })
   .unwrap_or(0.0)
 }
@@ -229,7 +236,7 @@ pub fn is_locked(env: &Env, handle: f64, key: Unknown) -> Result<bool, ErrorKind
     with_local(|l, _| match l.managers.get(handle) {
       Some(Manager::Memory(m)) => m.table.is_locked(&key),
       Some(Manager::Remote(r)) => r.is_locked(&key),
-      None => false,
+      Some(Manager::Face(_)) | None => false,
     })
     .unwrap_or(false),
   )

@@ -15,7 +15,7 @@ use crate::remote::RemoteApi;
 fn remote(handle: f64) -> Option<Arc<dyn RemoteApi>> {
   with_local(|l, _| match l.managers.get(handle)? {
     Manager::Remote(r) => Some(r.clone()),
-    Manager::Memory(_) => None,
+    Manager::Memory(_) | Manager::Face(_) => None,
   })
   .flatten()
 }

@@ -5,12 +5,13 @@
 mod node;
 mod ops;
 mod redlock;
-mod scripts;
+pub mod scripts;
 
 #[cfg(test)]
 mod tests;
 
 pub use node::Node;
+pub use ops::{Op, Reply};
 pub use redlock::{Endpoint, Redlock};
 
 use std::time::Duration;
@@ -27,7 +28,7 @@ pub fn connect(cfg: &RedisConfig) -> Result<Redlock<Node>, Error> {
     .iter()
     .map(|n| Node::new(n, timeout, connect))
     .collect::<Result<Vec<_>, _>>()?;
-  Ok(Redlock::new(nodes, cfg.drift_factor))
+  Ok(Redlock::new(nodes, cfg.drift_factor, timeout))
 }
 
 /// How long `destroy()` lets running requests clean up: an attempt and its clean-up each

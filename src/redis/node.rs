@@ -6,6 +6,8 @@
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,6 +20,24 @@ struct Job {
   op: Op,
   /// None for a release sent again: its caller has its first answer already.
   reply: Option<oneshot::Sender<Reply>>,
+  /// Counts the job as in flight until it is dropped (answered or failed).
+  _in_flight: InFlight,
+}
+
+/// One job of a node that has not finished yet (see `Node::idle`).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+  fn new(count: &Arc<AtomicUsize>) -> Self {
+    count.fetch_add(1, Ordering::AcqRel);
+    InFlight(count.clone())
+  }
+}
+
+impl Drop for InFlight {
+  fn drop(&mut self) {
+    self.0.fetch_sub(1, Ordering::AcqRel);
+  }
 }
 
 impl Job {
@@ -38,6 +58,8 @@ pub struct Node {
   /// `host:port` (never credentials): how errors name the node.
   label: String,
   jobs: mpsc::UnboundedSender<Job>,
+  /// Jobs queued or on the wire (a release nobody awaits any more included).
+  in_flight: Arc<AtomicUsize>,
 }
 
 impl Node {
@@ -83,6 +105,7 @@ impl Node {
     Ok(Node {
       label: cfg.label.clone(),
       jobs,
+      in_flight: Arc::new(AtomicUsize::new(0)),
     })
   }
 }
@@ -92,6 +115,10 @@ impl Endpoint for Node {
     &self.label
   }
 
+  fn idle(&self) -> bool {
+    self.in_flight.load(Ordering::Acquire) == 0
+  }
+
   fn call(&self, op: Op) -> impl Future<Output = Reply> + Send + use<> {
     let (reply, answer) = oneshot::channel();
     let sent = self
@@ -99,6 +126,7 @@ impl Endpoint for Node {
       .send(Job {
         op,
         reply: Some(reply),
+        _in_flight: InFlight::new(&self.in_flight),
       })
       .is_ok();
     async move {
@@ -190,10 +218,16 @@ fn retry_later(job: &Job, again: &mpsc::WeakUnboundedSender<Job>) {
     return;
   }
   let (op, again) = (job.op.clone(), again.clone());
+  let in_flight = InFlight(job._in_flight.0.clone());
+  in_flight.0.fetch_add(1, Ordering::AcqRel);
   tokio::spawn(async move {
     tokio::time::sleep(RETRY_PAUSE).await;
     if let Some(tx) = again.upgrade() {
-      let _ = tx.send(Job { op, reply: None });
+      let _ = tx.send(Job {
+        op,
+        reply: None,
+        _in_flight: in_flight,
+      });
     }
   });
 }

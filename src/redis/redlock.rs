@@ -20,12 +20,18 @@ pub trait Endpoint: Send + Sync + 'static {
   /// Queues `op` on the node's connection when called (so operations sent one after the
   /// other reach the node in that order); the future is its reply.
   fn call(&self, op: Op) -> impl Future<Output = Reply> + Send + use<Self>;
+  /// Whether every operation sent so far has finished (answered or failed).
+  fn idle(&self) -> bool {
+    true
+  }
 }
 
 pub struct Redlock<E: Endpoint> {
   nodes: Vec<Arc<E>>,
   quorum: usize,
   drift_factor: f64,
+  /// How late a node still out when a round was decided may yet run its command.
+  node_timeout: Duration,
 }
 
 /// When a round has its outcome.
@@ -43,17 +49,22 @@ struct Tally {
   yes: usize,
   no: usize,
   causes: Vec<Cause>,
+  /// Every node answered (none may still run the command later).
+  all_heard: bool,
+  /// The nodes that answered yes or no, by index.
+  answered: Vec<usize>,
 }
 
 /// How long a failed round waits for the nodes still out, so its causes name them all.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(25);
 
 impl<E: Endpoint> Redlock<E> {
-  pub fn new(nodes: Vec<E>, drift_factor: f64) -> Self {
+  pub fn new(nodes: Vec<E>, drift_factor: f64, node_timeout: Duration) -> Self {
     Redlock {
       quorum: nodes.len() / 2 + 1,
       nodes: nodes.into_iter().map(Arc::new).collect(),
       drift_factor,
+      node_timeout,
     }
   }
 
@@ -63,14 +74,20 @@ impl<E: Endpoint> Redlock<E> {
   }
 
   /// The validity of a round that started at `start` and won: ours until start + ttl −
-  /// drift; gone from every node by the reply + ttl (each node counted its PX from when
-  /// the command arrived, before its reply did).
-  fn validity(&self, start: Instant, ttl: Duration) -> Option<Validity> {
+  /// drift; gone from every node by the reply + ttl (each node that answered counted its
+  /// PX from when the command arrived, before its reply did), plus a node timeout when
+  /// some node had not answered yet (it may still run the command).
+  fn validity(&self, start: Instant, ttl: Duration, t: &Tally) -> Option<Validity> {
     let valid_until = start + ttl.saturating_sub(self.drift(ttl));
     let replied = Instant::now();
+    let late = if t.all_heard {
+      Duration::ZERO
+    } else {
+      self.node_timeout
+    };
     (replied < valid_until).then(|| Validity {
       valid_until,
-      expires_at: replied + ttl + Duration::from_millis(2),
+      expires_at: replied + ttl + Duration::from_millis(2) + late,
       fence: None,
     })
   }
@@ -97,6 +114,9 @@ impl<E: Endpoint> Redlock<E> {
     let mut heard = vec![false; n];
     let mut count = |t: &mut Tally, i: usize, reply: Reply| {
       heard[i] = true;
+      if matches!(reply, Reply::Yes | Reply::No) {
+        t.answered.push(i);
+      }
       match reply {
         Reply::Yes => t.yes += 1,
         Reply::No => t.no += 1,
@@ -144,20 +164,28 @@ impl<E: Endpoint> Redlock<E> {
         }
       }
     }
+    t.all_heard = pending.is_empty();
     t
   }
 
-  /// Queues a compare-and-delete of `key` for `token` on every node and goes on: the
-  /// clean-up of a failed attempt, ahead of whatever the caller sends next on the same
-  /// connections. Never retried (a late delete could hit the next attempt's key).
-  fn send_release(&self, key: &Key, token: &str) {
-    for node in &self.nodes {
-      drop(node.call(Op::Release {
+  /// Takes back a failed attempt's token: a compare-and-delete queued on every node, and
+  /// awaited on the nodes that answered the attempt (they are up: one round trip), not on
+  /// the others (a paused node would hold the caller a node timeout). What is queued runs
+  /// before anything the caller sends next on the same connections. Never retried: a late
+  /// delete must not outlive the attempt (the next one has a token of its own anyway).
+  async fn take_back(&self, key: &Key, token: &str, answered: &[usize]) {
+    let mut replies = Vec::new();
+    for (i, node) in self.nodes.iter().enumerate() {
+      let reply = node.call(Op::Release {
         key: key.clone(),
         token: token.to_owned(),
         retry_until: None,
-      }));
+      });
+      if answered.contains(&i) {
+        replies.push(reply);
+      }
     }
+    futures_util::future::join_all(replies).await;
   }
 
   /// Releases everywhere and resolves once a quorum answered, or every node's first try
@@ -198,15 +226,13 @@ impl<E: Endpoint> Store for Redlock<E> {
       })
       .await;
     if tally.yes >= self.quorum {
-      if let Some(v) = self.validity(start, ttl) {
+      if let Some(v) = self.validity(start, ttl, &tally) {
         return Attempt::Won(v);
       }
     }
-    // Partial or late: take back whatever we set, everywhere. Not awaited (the next
-    // attempt, on the same connections, is queued behind it) and not retried later (a
-    // late delete could hit the next attempt's key).
+    // Partial or late: take back whatever we set, everywhere, before the caller goes on.
     if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.send_release(key, token);
+      self.take_back(key, token, &tally.answered).await;
     }
     if tally.yes + tally.no >= self.quorum {
       Attempt::Held
@@ -226,7 +252,7 @@ impl<E: Endpoint> Store for Redlock<E> {
       })
       .await;
     if tally.yes >= self.quorum {
-      if let Some(v) = self.validity(start, ttl) {
+      if let Some(v) = self.validity(start, ttl, &tally) {
         return Attempt::Won(v);
       }
     }
@@ -239,6 +265,13 @@ impl<E: Endpoint> Store for Redlock<E> {
 
   async fn release(&self, key: &Key, token: &str, until: Instant) {
     self.release_everywhere(key, token, until).await
+  }
+
+  async fn quiesce(&self, within: Duration) {
+    let until = Instant::now() + within;
+    while Instant::now() < until && !self.nodes.iter().all(|n| n.idle()) {
+      tokio::time::sleep(Duration::from_millis(2)).await;
+    }
   }
 
   async fn inspect(&self, key: &Key) -> Result<bool, Vec<Cause>> {
@@ -264,13 +297,13 @@ impl<E: Endpoint> Store for Redlock<E> {
       })
       .await;
     if tally.yes >= self.quorum {
-      if let Some(v) = self.validity(start, ttl) {
+      if let Some(v) = self.validity(start, ttl, &tally) {
         return Some(v);
       }
     }
-    // As after a failed acquire: sent ahead of what the caller does next, never retried.
+    // As after a failed acquire.
     if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.send_release(key, to);
+      self.take_back(key, to, &tally.answered).await;
     }
     None
   }

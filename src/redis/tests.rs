@@ -119,7 +119,7 @@ impl Endpoint for FakeNode {
 
 /// A Redlock over clones of `nodes` (the test keeps the originals to read their logs).
 fn redlock(nodes: &[FakeNode]) -> Redlock<FakeNode> {
-  Redlock::new(nodes.to_vec(), DRIFT)
+  Redlock::new(nodes.to_vec(), DRIFT, Duration::from_millis(500))
 }
 
 /// Runs `f` on the I/O runtime, as the manager does; fails after `BOUND`.

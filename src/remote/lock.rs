@@ -35,8 +35,17 @@ impl<S: Store> RemoteManager<S> {
     cancel: Arc<Cancel>,
   ) -> Outcome {
     let Some(store) = self.store() else {
-      if queued.is_none() {
-        self.gates.leave(&key, None); // ours: taken when lock() was called
+      match queued {
+        None => {
+          self.gates.leave(&key, None); // ours: taken when lock() was called
+        }
+        Some(mut turn) => {
+          // Our turn may have come already, with a token to release: pass it on.
+          turn.close();
+          if let Ok(b) = turn.try_recv() {
+            self.pass_on(&key, b);
+          }
+        }
       }
       return Outcome::Failed(Error::destroyed());
     };
@@ -58,37 +67,38 @@ impl<S: Store> RemoteManager<S> {
       self.pass_on(&key, baton);
       return Outcome::Failed(Error::busy(0));
     }
-    let token = match token::random_token_hex() {
-      Ok(t) => t,
-      Err(e) => {
-        gate.armed = false;
-        self.pass_on(&key, baton);
-        let e = Error::internal(format!("no OS randomness for a token: {e}"));
-        return Outcome::Failed(e);
-      }
-    };
     let taken_over = match baton {
-      Some(from) => match store.try_transfer(&key, &from.token, &token, ttl).await {
-        Some(v) => Some(v),
-        None => {
-          // The previous holder's token must be gone before our SET NX can win.
-          store.release(&key, &from.token, from.expires_at).await;
-          None
+      Some(from) => {
+        let to = match fresh_token() {
+          Ok(t) => t,
+          Err(e) => {
+            gate.armed = false;
+            self.pass_on(&key, Some(from));
+            return Outcome::Failed(e);
+          }
+        };
+        match store.try_transfer(&key, &from.token, &to, ttl).await {
+          Some(v) => Some((v, to)),
+          None => {
+            // The previous holder's token must be gone before a SET NX can win.
+            store.release(&key, &from.token, from.expires_at).await;
+            None
+          }
         }
-      },
+      }
       None => None,
     };
     let result = match taken_over {
-      Some(v) => Ok((v, 1)),
-      None => self.attempts(&*store, &key, &token, ttl, &cancel).await,
+      Some((v, token)) => Ok((v, 1, token)),
+      None => self.attempts(&*store, &key, ttl, &cancel).await,
     };
     match result {
-      Ok((v, _)) if cancel.is_set() => {
+      Ok((v, _, token)) if cancel.is_set() => {
         // Aborted (or destroyed) while the last attempt was in flight: give it back.
         store.release(&key, &token, v.expires_at).await;
         Outcome::Failed(Error::busy(0))
       }
-      Ok((v, attempts)) => {
+      Ok((v, attempts, token)) => {
         gate.armed = false; // the lease owns the gate now
         Outcome::Locked(self.hold(key.clone(), token, v, attempts))
       }
@@ -135,20 +145,22 @@ impl<S: Store> RemoteManager<S> {
     })
   }
 
-  /// Attempts until one wins, the retry budget is spent or the caller gives up.
+  /// Attempts until one wins, the retry budget is spent or the caller gives up. Every
+  /// attempt has a fresh token, so a late clean-up of a failed attempt (it is not awaited)
+  /// can only ever delete that attempt's own value, never the key a later one won.
   async fn attempts(
     &self,
     store: &S,
     key: &Key,
-    token: &str,
     ttl: Duration,
     cancel: &Cancel,
-  ) -> Result<(Validity, u32), Error> {
+  ) -> Result<(Validity, u32, String), Error> {
     let mut attempts = 0u32;
     loop {
       attempts += 1;
-      let last = match store.try_acquire(key, token, ttl).await {
-        Attempt::Won(v) => return Ok((v, attempts)),
+      let token = fresh_token()?;
+      let last = match store.try_acquire(key, &token, ttl).await {
+        Attempt::Won(v) => return Ok((v, attempts, token)),
         Attempt::Held => Error::busy(attempts),
         Attempt::Failed(causes) => Error::unavailable(attempts, causes),
       };
@@ -217,4 +229,9 @@ impl<S: Store> RemoteManager<S> {
       tokio::time::sleep(self.retry.pause().min(valid_until - now)).await;
     }
   }
+}
+
+fn fresh_token() -> Result<String, Error> {
+  token::random_token_hex()
+    .map_err(|e| Error::internal(format!("no OS randomness for a token: {e}")))
 }

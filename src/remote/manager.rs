@@ -86,6 +86,9 @@ pub struct RemoteManager<S: Store> {
   pub(super) gates: Gates,
   pub(super) held: Mutex<HashMap<LockId, Held>>,
   requests: Mutex<HashMap<RequestId, Running>>,
+  /// Releases nobody awaits (a lock given back, a token passed on to nobody): destroy()
+  /// waits for them too, so it resolves once every lock is released.
+  background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
   /// How long destroy() waits for running requests to clean up.
   destroy_bound: Duration,
   destroyed: AtomicBool,
@@ -106,6 +109,7 @@ impl<S: Store> RemoteManager<S> {
       gates: Gates::default(),
       held: Mutex::new(HashMap::new()),
       requests: Mutex::new(HashMap::new()),
+      background: Mutex::new(Vec::new()),
       destroy_bound,
       destroyed: AtomicBool::new(false),
     })
@@ -127,7 +131,11 @@ impl<S: Store> RemoteManager<S> {
   {
     let req = RequestId::next();
     let Some(me) = self.arc() else {
-      return req; // the manager is being dropped: nobody awaits anything any more
+      // Being dropped (unreachable from JS, which holds the manager): settle anyway.
+      self
+        .inbox
+        .push(Event::Settled(req, Outcome::Failed(Error::destroyed())));
+      return req;
     };
     // Registered before the task can finish, so `finish` always finds it.
     let mut requests = self.requests.lock();
@@ -162,7 +170,7 @@ impl<S: Store> RemoteManager<S> {
   /// Releases a lock nobody will use, with no outcome.
   fn give_back(&self, lock: LockId) {
     if let Some(me) = self.arc() {
-      runtime::runtime().spawn(async move { me.release_held(lock).await });
+      self.in_background(async move { me.release_held(lock).await });
     }
   }
 
@@ -190,7 +198,13 @@ impl<S: Store> RemoteManager<S> {
       return;
     };
     let (store, key) = (self.store.clone(), key.clone());
-    runtime::runtime().spawn(async move { store.release(&key, &b.token, b.expires_at).await });
+    self.in_background(async move { store.release(&key, &b.token, b.expires_at).await });
+  }
+
+  fn in_background(&self, fut: impl Future<Output = ()> + Send + 'static) {
+    let mut bg = self.background.lock();
+    bg.retain(|h| !h.is_finished());
+    bg.push(runtime::runtime().spawn(fut));
   }
 
   /// Opens the local gate once a lock that nobody unlocked is gone from the store.
@@ -258,11 +272,22 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
     Some(self.spawn(None, async move {
       match me.run_extend(&*store, &key, &token, ttl, valid_until).await {
         Ok(v) => {
-          if let Some(h) = me.held.lock().get_mut(&lock) {
-            h.valid_until = v.valid_until;
-            h.expires_at = v.expires_at;
+          let kept = match me.held.lock().get_mut(&lock) {
+            Some(h) => {
+              h.valid_until = v.valid_until;
+              h.expires_at = v.expires_at;
+              true
+            }
+            None => false,
+          };
+          if kept {
+            Outcome::Extended(clock::epoch_ms(v.valid_until))
+          } else {
+            // Unlocked, or given up by the expiry watch, while the extend was in flight:
+            // the key it just extended is nobody's now; take it back.
+            store.release(&key, &token, v.expires_at).await;
+            Outcome::Failed(Error::expired())
           }
-          Outcome::Extended(clock::epoch_ms(v.valid_until))
         }
         Err(e) => Outcome::Failed(e),
       }
@@ -300,14 +325,20 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
         .collect()
     };
     let held: Vec<Held> = self.held.lock().drain().map(|(_, h)| h).collect();
-    let (store, bound) = (self.store.clone(), self.destroy_bound);
+    let (store, bound, me_bg) = (self.store.clone(), self.destroy_bound, self.me.clone());
     self.spawn(None, async move {
       // Each cancelled request takes back what its attempt set, within the bound.
       let _ = tokio::time::timeout(bound, futures_util::future::join_all(running)).await;
+      // Then the releases they handed to the background.
+      if let Some(me) = me_bg.upgrade() {
+        let background: Vec<_> = me.background.lock().drain(..).collect();
+        let _ = tokio::time::timeout(bound, futures_util::future::join_all(background)).await;
+      }
       let releases = held
         .iter()
         .map(|h| store.release(&h.key, &h.token, h.expires_at));
       futures_util::future::join_all(releases).await;
+      store.quiesce(bound).await;
       Outcome::Done
     })
   }

@@ -50,6 +50,13 @@ pub trait Store: Send + Sync + 'static {
   /// tried again in the background until `until`, when the key expires anyway.
   fn release(&self, key: &Key, token: &str, until: Instant) -> impl Future<Output = ()> + Send;
 
+  /// Waits (at most `within`) until what was sent without being awaited (releases past
+  /// their quorum, clean-ups) has reached the store: the last thing `destroy()` does, so
+  /// a process that exits right after leaves no key behind.
+  fn quiesce(&self, _within: Duration) -> impl Future<Output = ()> + Send {
+    std::future::ready(())
+  }
+
   /// Whether `key` is held (by anyone), or why the store cannot be reached: tells a
   /// caller whose wait ran out whether it waited on a holder or on an outage.
   fn inspect(&self, key: &Key) -> impl Future<Output = Result<bool, Vec<Cause>>> + Send;

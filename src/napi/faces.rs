@@ -1,0 +1,166 @@
+//! The drop-in faces (`compat/*.js`): one connection per face object, and one function per
+//! command. Each returns a request id at once; the outcome (`ints` / `strs`) and the face's
+//! own signals arrive through `drain`.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{destroyed, not_initialized, options, with_local, Manager};
+use crate::compat::{exclusive, fast_locky, storage, Client};
+use crate::core::{Error, ErrorKind, Outcome};
+
+#[napi(object)]
+pub struct FaceInfo {
+  pub handle: f64,
+  /// What the face's signals carry as `source`.
+  pub id: f64,
+}
+
+/// Opens a face's connection: `connection` is `{ host, port, username, password, db, tls }`
+/// or a `redis://` URL.
+#[napi(catch_unwind)]
+pub fn face_open(env: &Env, context: f64, connection: Unknown) -> Result<FaceInfo, ErrorKind> {
+  let value = options::read(env.raw(), connection.raw(), "connection", 1).map_err(|e| {
+    napi::Error::new(
+      ErrorKind::ConfigType,
+      format!("connection cannot be read: {}", e.0),
+    )
+  })?;
+  let node = crate::config::node_from_value(&value, "connection")?;
+  with_local(|l, _| {
+    let inbox = l
+      .inboxes
+      .get(context as usize)
+      .ok_or_else(not_initialized)?
+      .clone();
+    let client = Client::connect(&node, inbox)?;
+    let id = client.id.as_f64();
+    let handle = l
+      .managers
+      .insert(Manager::Face(client))
+      .ok_or_else(|| Error::internal("too many lock managers alive on this thread"))?;
+    Ok(FaceInfo { handle, id })
+  })
+  .ok_or_else(not_initialized)?
+}
+
+fn run<F>(handle: f64, op: impl FnOnce(Arc<Client>) -> F) -> Result<f64, ErrorKind>
+where
+  F: Future<Output = Outcome> + Send + 'static,
+{
+  let client = with_local(|l, _| match l.managers.get(handle)? {
+    Manager::Face(c) => Some(c.clone()),
+    _ => None,
+  })
+  .flatten()
+  .ok_or_else(destroyed)?;
+  Ok(client.request(op(client.clone())).as_f64())
+}
+
+fn ttl(ms: f64) -> Option<u64> {
+  (ms > 0.0).then(|| ms.ceil() as u64)
+}
+
+#[napi(catch_unwind)]
+pub fn fl_lock(
+  handle: f64,
+  set: String,
+  keys: Vec<String>,
+  lockers: Vec<String>,
+  force: bool,
+  ttl_ms: f64,
+) -> Result<f64, ErrorKind> {
+  let items = keys.into_iter().zip(lockers).collect();
+  run(handle, |c| {
+    fast_locky::lock(c, set, items, force, ttl(ttl_ms))
+  })
+}
+
+#[napi(catch_unwind)]
+pub fn fl_unlock(handle: f64, set: String, keys: Vec<String>) -> Result<f64, ErrorKind> {
+  run(handle, |c| fast_locky::unlock(c, set, keys))
+}
+
+#[napi(catch_unwind)]
+pub fn fl_extend(handle: f64, keys: Vec<String>, ttl_ms: f64) -> Result<f64, ErrorKind> {
+  run(handle, |c| {
+    fast_locky::extend(c, keys, ttl(ttl_ms).unwrap_or(1))
+  })
+}
+
+#[napi(catch_unwind)]
+pub fn fl_get_lockers(handle: f64, keys: Vec<String>) -> Result<f64, ErrorKind> {
+  run(handle, |c| fast_locky::get_lockers(c, keys))
+}
+
+#[napi(catch_unwind)]
+pub fn fl_get_locks(handle: f64, set: String) -> Result<f64, ErrorKind> {
+  run(handle, |c| fast_locky::get_locks(c, set))
+}
+
+#[napi(catch_unwind)]
+pub fn fl_expire_locks(handle: f64, set: String, keys: Vec<String>) -> Result<f64, ErrorKind> {
+  run(handle, |c| fast_locky::expire_locks(c, set, keys))
+}
+
+/// Starts the expiry watch of fast-locky's tracking set: a check every `every_ms`.
+#[napi(catch_unwind)]
+pub fn fl_watch(handle: f64, set: String, every_ms: f64) -> Result<(), ErrorKind> {
+  with_local(|l, _| match l.managers.get(handle) {
+    Some(Manager::Face(c)) => {
+      fast_locky::watch(c, set, Duration::from_millis(every_ms.max(1.0) as u64));
+      Ok(())
+    }
+    _ => Err(destroyed()),
+  })
+  .ok_or_else(not_initialized)?
+}
+
+#[napi(catch_unwind)]
+pub fn el_acquire(
+  handle: f64,
+  key: String,
+  contents: String,
+  ttl_ms: f64,
+  refresh_ms: f64,
+) -> Result<f64, ErrorKind> {
+  run(handle, |c| {
+    exclusive::acquire(c, key, contents, ttl_ms as u64, refresh_ms as u64)
+  })
+}
+
+#[napi(catch_unwind)]
+pub fn el_release(handle: f64, key: String, contents: String) -> Result<f64, ErrorKind> {
+  run(handle, |c| exclusive::release(c, key, contents))
+}
+
+#[napi(catch_unwind)]
+pub fn el_inspect(handle: f64, key: String) -> Result<f64, ErrorKind> {
+  run(handle, |c| exclusive::inspect(c, key))
+}
+
+#[napi(catch_unwind)]
+pub fn dl_set(handle: f64, key: String, value: String, ttl_ms: f64) -> Result<f64, ErrorKind> {
+  run(handle, |c| {
+    storage::set(c, key, value, ttl(ttl_ms).unwrap_or(1))
+  })
+}
+
+#[napi(catch_unwind)]
+pub fn dl_unset(handle: f64, key: String, value: String) -> Result<f64, ErrorKind> {
+  run(handle, |c| storage::unset(c, key, value))
+}
+
+/// Stops a face's background work (watchers, refreshes); its connection stays for the
+/// commands in flight until `destroy`.
+#[napi(catch_unwind)]
+pub fn face_stop(handle: f64) {
+  with_local(|l, _| {
+    if let Some(Manager::Face(c)) = l.managers.get(handle) {
+      c.close();
+    }
+  });
+}
