@@ -1,0 +1,1 @@
+export { MongoStorage } from './distributed-locks'

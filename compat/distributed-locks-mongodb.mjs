@@ -1,0 +1,4 @@
+// ESM entry of oxlock/distributed-locks-mongodb.
+import m from './distributed-locks-mongodb.js'
+
+export const { MongoStorage } = m

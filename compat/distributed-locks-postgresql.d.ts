@@ -1,0 +1,1 @@
+export { PostgresqlStorage } from './distributed-locks'

@@ -1,0 +1,54 @@
+import { RedisStorage } from './distributed-locks-redis'
+
+/** What a storage provides (any object with these methods works). */
+export interface Storage {
+  init(): unknown
+  set(key: string, value: string, options: { ttl: number }): boolean | Promise<boolean>
+  unSet(key: string, value: string): boolean | Promise<boolean>
+  close(): unknown
+}
+
+export interface LockOptions {
+  /** Seconds (fractions allowed). Default 10. */
+  ttl?: number
+  /** Total attempts; 0 rejects at once; negative or non-integer: no limit. Default 3. */
+  retries?: number
+  /** Seconds between attempts. Default 1. */
+  interval?: number
+}
+
+export declare class FailedToObtainKey extends Error {
+  readonly name: 'FailedToObtainKey'
+  readonly code: 'E_LOCK_BUSY'
+  readonly key: string
+}
+
+export declare class Lock {
+  constructor(storage: Storage, key: string, machineId?: string)
+  readonly key: string
+  /** `<key>-<machineId>-<uuid>` */
+  readonly value: string
+  lock(options?: LockOptions): Promise<true>
+  unlock(): Promise<true>
+}
+
+export declare class LocksFactory {
+  constructor(storage: Storage, options?: { machineId?: string })
+  init(): Promise<unknown>
+  createLock(key: string): Lock
+  close(): Promise<unknown>
+}
+
+/** Not built yet: the constructor throws E_UNSUPPORTED. */
+export declare class PostgresqlStorage implements Storage {
+  constructor(options?: object)
+  init(): unknown
+  set(key: string, value: string, options: { ttl: number }): boolean
+  unSet(key: string, value: string): boolean
+  close(): unknown
+}
+/** Not built yet: the constructor throws E_UNSUPPORTED. */
+export declare class MongoStorage extends PostgresqlStorage {}
+
+export { LocksFactory as LockFactory, RedisStorage }
+export default LocksFactory

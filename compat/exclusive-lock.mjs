@@ -1,0 +1,4 @@
+// ESM entry of oxlock/exclusive-lock: the ExclusiveLock class.
+import ExclusiveLock from './exclusive-lock.js'
+
+export default ExclusiveLock

@@ -1,0 +1,4 @@
+// ESM entry of oxlock/fast-locky: the Locky class.
+import Locky from './fast-locky.js'
+
+export default Locky
