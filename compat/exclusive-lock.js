@@ -31,7 +31,7 @@ function validate(opts, log) {
   else if (typeof opts.name !== 'string') errors.push({ instancePath: '/name', message: 'must be string' })
   else if (opts.name.length < 1) errors.push({ instancePath: '/name', message: 'must NOT have fewer than 1 characters' })
   if (errors.length === 0 && opts.cache_connection === undefined) errors.push({ instancePath: '', message: "must have required property 'cache_connection'" })
-  else if (errors.length === 0 && (opts.cache_connection === null || typeof opts.cache_connection !== 'object')) {
+  else if (errors.length === 0 && typeof opts.cache_connection !== 'string' && (opts.cache_connection === null || typeof opts.cache_connection !== 'object')) {
     errors.push({ instancePath: '/cache_connection', message: 'must be object' })
   }
   if (errors.length === 0 && opts.log !== undefined && (opts.log === null || typeof opts.log !== 'object')) errors.push({ instancePath: '/log', message: 'must be object' })
@@ -59,8 +59,8 @@ class ExclusiveLock extends Face {
     this.log = opts.log || NO_LOG
     validate(opts, this.log)
     const conn = opts.cache_connection
-    const isClient = typeof conn.set === 'function'
-    const isConfig = !isClient && (typeof conn.host === 'string' || typeof conn.port === 'number')
+    const isClient = typeof conn === 'object' && typeof conn.set === 'function'
+    const isConfig = typeof conn === 'string' || (!isClient && (typeof conn.host === 'string' || typeof conn.port === 'number'))
     if (!isClient && !isConfig) throw einval(TypeError, 'A valid cache_connection to a cache store is required')
     this.cache_connection = conn
     this.name = slug(opts.name)
@@ -99,6 +99,8 @@ class ExclusiveLock extends Face {
     if (e.ints[0] !== 1) return false
     this.acquired = true
     this.refresh_timer = { key: this.key, every: this.lock_refresh_ms }
+    // While held, the process stays alive, as upstream's refresh setInterval kept it.
+    this.#alive = setInterval(() => {}, 2 ** 31 - 1)
     this.log.info({ key: this.key }, 'Lock acquired')
     this.emit('acquired', this.key)
     return true
@@ -116,6 +118,7 @@ class ExclusiveLock extends Face {
   async release() {
     if (!this.acquired) return undefined
     this.refresh_timer = null
+    this.#letGo()
     try {
       await this._call((h) => native.elRelease(h, this.key, this.lock_contents), this.key)
     } finally {
@@ -128,8 +131,11 @@ class ExclusiveLock extends Face {
 
   _signal(name, key, error) {
     if (key !== this.key) return
-    if (name === 'refreshed') this.emit('refreshed', { key, lock_ttl_ms: this.lock_ttl_ms })
-    else if (name === 'lost') {
+    if (name === 'refreshing') this.is_refreshing = true
+    else if (name === 'refreshed') {
+      this.is_refreshing = false
+      this.emit('refreshed', { key, lock_ttl_ms: this.lock_ttl_ms })
+    } else if (name === 'lost') {
       this.#lose()
       const err = new Error(`The lock ${key} was lost: it expired or was taken before it could be refreshed`)
       err.code = 'ELOCKLOST'
@@ -149,10 +155,18 @@ class ExclusiveLock extends Face {
     }
   }
 
+  #alive = null
+
+  #letGo() {
+    clearInterval(this.#alive)
+    this.#alive = null
+  }
+
   #lose() {
     this.acquired = false
     this.refresh_timer = null
     this.is_refreshing = false
+    this.#letGo()
   }
 
   // An `error` with no listener would throw out of the refresh: it is logged instead.

@@ -58,6 +58,7 @@ fn refresh(c: &Arc<Client>, key: String, contents: String, ttl_ms: u64, every: D
     loop {
       tokio::time::sleep(every).await;
       let Some(c) = me.upgrade() else { break };
+      c.signal("refreshing", &key, None);
       let op = script(&EXTEND, &key, vec![contents.clone(), ttl_ms.to_string()]);
       match c.run(vec![op]).await {
         Ok(r) if int(&r[0]) == 1 => c.signal("refreshed", &key, None),
