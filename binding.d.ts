@@ -44,6 +44,9 @@ export declare function elAcquire(handle: number, key: string, contents: string,
 
 export declare function elInspect(handle: number, key: string): number
 
+/** Whether the refresh of `key` is on the wire right now. */
+export declare function elIsRefreshing(handle: number, key: string): boolean
+
 export declare function elRelease(handle: number, key: string, contents: string): number
 
 export declare const enum EventKind {

@@ -844,6 +844,7 @@ module.exports.dlUnset = nativeBinding.dlUnset
 module.exports.drain = nativeBinding.drain
 module.exports.elAcquire = nativeBinding.elAcquire
 module.exports.elInspect = nativeBinding.elInspect
+module.exports.elIsRefreshing = nativeBinding.elIsRefreshing
 module.exports.elRelease = nativeBinding.elRelease
 module.exports.EventKind = nativeBinding.EventKind
 module.exports.expiration = nativeBinding.expiration

@@ -60,7 +60,7 @@ class ExclusiveLock extends Face {
     validate(opts, this.log)
     const conn = opts.cache_connection
     const isClient = typeof conn === 'object' && typeof conn.set === 'function'
-    const isConfig = typeof conn === 'string' || (!isClient && (typeof conn.host === 'string' || typeof conn.port === 'number'))
+    const isConfig = typeof conn === 'string' || (!isClient && (typeof conn.host === 'string' || typeof conn.port === 'number' || typeof conn.url === 'string'))
     if (!isClient && !isConfig) throw einval(TypeError, 'A valid cache_connection to a cache store is required')
     this.cache_connection = conn
     this.name = slug(opts.name)
@@ -75,7 +75,6 @@ class ExclusiveLock extends Face {
     this.lock_contents = opts.lock_contents === undefined ? '1' : opts.lock_contents
     this.key_prefix = slug(opts.key_prefix === undefined ? 'exclusive-lock' : opts.key_prefix)
     this.acquired = false
-    this.is_refreshing = false
     /** Truthy while the lock is held and refreshed (the refresh runs in oxlock's core). */
     this.refresh_timer = null
     this._open(connectionOf(conn, 'cache_connection'))
@@ -84,6 +83,14 @@ class ExclusiveLock extends Face {
   get key() {
     return `${this.key_prefix}:${this.name}`
   }
+
+  /** Whether a refresh is on the wire right now (the refresh runs in oxlock's core). */
+  get is_refreshing() {
+    return this.acquired && !this._closed && native.elIsRefreshing(this._handle, this.key)
+  }
+
+  // Kept assignable, as upstream's plain field was; the core's state is what it reports.
+  set is_refreshing(_) {}
 
   get [Symbol.toStringTag]() {
     return 'ExclusiveLock'
@@ -131,9 +138,7 @@ class ExclusiveLock extends Face {
 
   _signal(name, key, error) {
     if (key !== this.key) return
-    if (name === 'refreshing') this.is_refreshing = true
-    else if (name === 'refreshed') {
-      this.is_refreshing = false
+    if (name === 'refreshed') {
       this.emit('refreshed', { key, lock_ttl_ms: this.lock_ttl_ms })
     } else if (name === 'lost') {
       this.#lose()
@@ -165,7 +170,6 @@ class ExclusiveLock extends Face {
   #lose() {
     this.acquired = false
     this.refresh_timer = null
-    this.is_refreshing = false
     this.#letGo()
   }
 

@@ -58,9 +58,11 @@ fn refresh(c: &Arc<Client>, key: String, contents: String, ttl_ms: u64, every: D
     loop {
       tokio::time::sleep(every).await;
       let Some(c) = me.upgrade() else { break };
-      c.signal("refreshing", &key, None);
+      c.refreshing.lock().insert(key.clone());
       let op = script(&EXTEND, &key, vec![contents.clone(), ttl_ms.to_string()]);
-      match c.run(vec![op]).await {
+      let reply = c.run(vec![op]).await;
+      c.refreshing.lock().remove(&key);
+      match reply {
         Ok(r) if int(&r[0]) == 1 => c.signal("refreshed", &key, None),
         Ok(_) => {
           c.signal("lost", &key, None);

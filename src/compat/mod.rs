@@ -25,6 +25,8 @@ pub struct Client {
   inbox: Arc<Inbox>,
   /// Background work of the face (watchers, refreshers), by name; aborted on close.
   jobs: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+  /// Keys whose refresh is on the wire right now (exclusive-lock's `is_refreshing`).
+  pub refreshing: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Client {
@@ -39,6 +41,7 @@ impl Client {
       node,
       inbox,
       jobs: Mutex::new(HashMap::new()),
+      refreshing: Mutex::new(std::collections::HashSet::new()),
     }))
   }
 

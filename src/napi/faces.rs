@@ -132,6 +132,16 @@ pub fn el_acquire(
   })
 }
 
+/// Whether the refresh of `key` is on the wire right now.
+#[napi(catch_unwind)]
+pub fn el_is_refreshing(handle: f64, key: String) -> bool {
+  with_local(|l, _| match l.managers.get(handle) {
+    Some(Manager::Face(c)) => c.refreshing.lock().contains(&key),
+    _ => false,
+  })
+  .unwrap_or(false)
+}
+
 #[napi(catch_unwind)]
 pub fn el_release(handle: f64, key: String, contents: String) -> Result<f64, ErrorKind> {
   run(handle, |c| exclusive::release(c, key, contents))
