@@ -9,7 +9,7 @@ use napi_derive::napi;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{destroyed, key, not_initialized, with_local, Local, Manager};
+use super::{destroyed, key, millis, not_initialized, with_local, Local, Manager};
 use crate::config::{InMemoryConfig, Scope};
 use crate::core::ErrorKind;
 use crate::core::{clock, token, Inbox, LockId, ManagerId, WaiterId};
@@ -56,11 +56,6 @@ fn memory(l: &Local, handle: f64) -> Option<&MemoryManager> {
     Manager::Memory(m) => Some(m),
     Manager::Remote(_) | Manager::Face(_) => None,
   }
-}
-
-fn millis(ms: f64) -> Duration {
-  // The JS layer validated the range; `as` saturates, so nothing here can panic.
-  Duration::from_millis(ms as u64)
 }
 
 fn lock_id(v: f64) -> LockId {

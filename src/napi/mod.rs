@@ -62,6 +62,12 @@ fn destroyed() -> napi::Error<ErrorKind> {
   Error::destroyed().into()
 }
 
+/// Milliseconds from JS as a duration. The JS layer validated the range; `as` saturates,
+/// so nothing here can panic.
+fn millis(ms: f64) -> std::time::Duration {
+  std::time::Duration::from_millis(ms as u64)
+}
+
 /// Runs `f` with this thread's state and its argument array.
 fn with_local<R>(f: impl FnOnce(&mut Local, [f64; 3]) -> R) -> Option<R> {
   LOCAL.with_borrow_mut(|l| {

@@ -5,9 +5,8 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::{destroyed, key, with_local, Manager};
+use super::{destroyed, key, millis, with_local, Manager};
 use crate::core::ErrorKind;
 use crate::core::{LockId, RequestId};
 use crate::remote::RemoteApi;
@@ -18,10 +17,6 @@ fn remote(handle: f64) -> Option<Arc<dyn RemoteApi>> {
     Manager::Memory(_) | Manager::Face(_) => None,
   })
   .flatten()
-}
-
-fn millis(ms: f64) -> Duration {
-  Duration::from_millis(ms as u64)
 }
 
 /// Starts a lock request for `key` with `ttlMs`; returns the request id.
