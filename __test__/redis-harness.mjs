@@ -384,4 +384,16 @@ export async function valuesOn(servers, key) {
 }
 
 /** A port nothing listens on (bound and released: refused until someone takes it). */
+/** The values of `key` once they equal `expected`, or after `ms`: a Redlock unlock()
+ *  resolves once a quorum answered, and the last deletes may land a moment later. */
+export async function settledValuesOn(servers, key, expected, ms = 1000) {
+  const end = Date.now() + ms
+  let vals = await valuesOn(servers, key)
+  while (JSON.stringify(vals) !== JSON.stringify(expected) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 10))
+    vals = await valuesOn(servers, key)
+  }
+  return vals
+}
+
 export const unusedPort = freePort

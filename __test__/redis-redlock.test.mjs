@@ -7,27 +7,9 @@ import util from 'node:util'
 
 import { create, LockError } from '../index.mjs'
 import { since, rejectsWith, checkError, withTimeout } from './helpers.mjs'
-import { useRedis, valuesOn } from './redis-harness.mjs'
+import { useRedis, valuesOn, settledValuesOn } from './redis-harness.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-/** The values of `k` once they equal `expected`, or after 1 s: unlock() resolves once a
- *  quorum answered, and the last deletes may land a moment later. */
-async function settledValues(servers, k, expected) {
-  const end = Date.now() + 1000
-  let vals = await valuesOn(servers, k)
-  while (!util.isDeepStrictEqual(vals, expected) && Date.now() < end) {
-    await sleep(10)
-    vals = await valuesOn(servers, k)
-  }
-  return vals
-}
-
-const managers = []
-after(() => Promise.all(managers.map((m) => m.destroy())))
-
-const five = await useRedis(5)
-const three = await useRedis(3)
 
 function mk(servers, lockOptions = {}) {
   const m = create({ type: 'redis', connection: servers.map((s) => s.url), lockOptions })
@@ -70,7 +52,7 @@ describe('Redlock over 5 nodes: killed nodes', { timeout: 30000 }, () => {
       assert.ok(pttl > 4000 && pttl <= 5000, `PTTL on ${s.label}: ${pttl}`)
     }
     await h.unlock()
-    assert.deepEqual(await settledValues(five, k, Array(5).fill(null)), Array(5).fill(null))
+    assert.deepEqual(await settledValuesOn(five, k, Array(5).fill(null)), Array(5).fill(null))
   })
 
   test('with 2 of 5 killed the lock still works (quorum 3) and is set on the 3 live nodes', async () => {
@@ -283,7 +265,7 @@ describe('foreign values on some of the 5 nodes', { timeout: 30000 }, () => {
     assert.equal(await five[0].get(k), 'foreign-0')
     await h.unlock()
     const left = ['foreign-0', null, null, 'foreign-3', null]
-    assert.deepEqual(await settledValues(five, k, left), left)
+    assert.deepEqual(await settledValuesOn(five, k, left), left)
     assert.ok((await five[3].pttl(k)) > 50000)
     await Promise.all(five.map((s) => s.cmd('DEL', k)))
   })
