@@ -11,6 +11,12 @@ import { useRedis, valuesOn, settledValuesOn } from './redis-harness.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
+const managers = []
+after(() => Promise.all(managers.map((m) => m.destroy())))
+
+const five = await useRedis(5)
+const three = await useRedis(3)
+
 function mk(servers, lockOptions = {}) {
   const m = create({ type: 'redis', connection: servers.map((s) => s.url), lockOptions })
   managers.push(m)
