@@ -4,7 +4,42 @@
 // path, and the promises of calls whose outcome is decided elsewhere (queued in-memory
 // waiters, remote requests), by id, with what keeps the process alive while they wait.
 
-const native = require('../binding.js')
+// The platform packages with a prebuilt binary, by `${platform}-${arch}[-${libc}]`.
+const PREBUILT = {
+  'linux-x64-gnu': 'oxlock-linux-x64-gnu',
+  'linux-arm64-gnu': 'oxlock-linux-arm64-gnu',
+  'linux-x64-musl': 'oxlock-linux-x64-musl',
+  'linux-arm64-musl': 'oxlock-linux-arm64-musl',
+  'darwin-x64': 'oxlock-darwin-x64',
+  'darwin-arm64': 'oxlock-darwin-arm64',
+  'win32-x64': 'oxlock-win32-x64-msvc',
+}
+
+function platformKey() {
+  if (process.platform !== 'linux') return `${process.platform}-${process.arch}`
+  const glibc = typeof process.report?.getReport === 'function' && process.report.getReport().header?.glibcVersionRuntime
+  return `linux-${process.arch}-${glibc ? 'gnu' : 'musl'}`
+}
+
+// The generated loader (binding.js) finds the binary next to it or in the platform
+// package; when neither is there, say which package this platform needs.
+function loadAddon() {
+  try {
+    return require('../binding.js')
+  } catch (cause) {
+    const key = platformKey()
+    const pkg = PREBUILT[key]
+    const version = require('../package.json').version
+    const advice = pkg
+      ? `install its prebuilt binary: npm install ${pkg}@${version} (npm installs it by itself unless optional dependencies were omitted, e.g. --omit=optional or --no-optional)`
+      : `no prebuilt binary exists for ${key}; build it from source with Rust (stable) and \`npm run build\` in the oxlock package`
+    const e = new Error(`oxlock: cannot load the native addon for ${key}: ${advice}`, { cause })
+    e.code = 'E_NO_BINARY'
+    throw e
+  }
+}
+
+const native = loadAddon()
 
 const MAX_MS = 2147483647
 

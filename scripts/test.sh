@@ -30,5 +30,8 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   fi
 fi
 
+echo "== platform packages in step with the main one"
+node scripts/sync-platforms.mjs --check
+
 echo "== node --test"
 node --test --test-concurrency=1 __test__/
