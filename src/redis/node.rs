@@ -160,7 +160,14 @@ async fn write_batches(
         Err(_) => break,
       }
     }
-    tokio::spawn(send_batch(batch, conn.clone(), timeout, again.clone()));
+    // The first poll puts the pipeline on the connection, here, in queue order: commands
+    // reach the server in the order they were queued (a clean-up never overtakes the
+    // command it cleans up), which spawned tasks alone would not guarantee. The rest, the
+    // wait for the replies, runs as a task of its own.
+    let mut send = Box::pin(send_batch(batch, conn.clone(), timeout, again.clone()));
+    if futures_util::poll!(send.as_mut()).is_pending() {
+      tokio::spawn(send);
+    }
   }
 }
 
