@@ -8,9 +8,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{destroyed, not_initialized, options, with_local, Manager};
+use super::{destroyed, not_initialized, options, register, with_local, Manager};
 use crate::compat::{exclusive, fast_locky, storage, Client};
-use crate::core::{Error, ErrorKind, Outcome};
+use crate::core::{ErrorKind, Outcome};
 
 #[napi(object)]
 pub struct FaceInfo {
@@ -30,21 +30,13 @@ pub fn face_open(env: &Env, context: f64, connection: Unknown) -> Result<FaceInf
     )
   })?;
   let node = crate::config::node_from_value(&value, "connection")?;
-  with_local(|l, _| {
-    let inbox = l
-      .inboxes
-      .get(context as usize)
-      .ok_or_else(not_initialized)?
-      .clone();
+  let mut id = 0.0;
+  let handle = register(context, |inbox| {
     let client = Client::connect(&node, inbox)?;
-    let id = client.id.as_f64();
-    let handle = l
-      .managers
-      .insert(Manager::Face(client))
-      .ok_or_else(|| Error::internal("too many lock managers alive on this thread"))?;
-    Ok(FaceInfo { handle, id })
-  })
-  .ok_or_else(not_initialized)?
+    id = client.id.as_f64();
+    Ok(Manager::Face(client))
+  })?;
+  Ok(FaceInfo { handle, id })
 }
 
 fn run<F>(handle: f64, op: impl FnOnce(Arc<Client>) -> F) -> Result<f64, ErrorKind>

@@ -175,31 +175,41 @@ pub fn create(
       .into(),
     );
   }
-  with_local(|l, _| {
-    let inbox = l
-      .inboxes
-      .get(context as usize)
-      .ok_or_else(not_initialized)?
-      .clone();
-    let manager = match &cfg.backend {
+  let handle = register(context, |inbox| {
+    Ok(match &cfg.backend {
       Backend::InMemory(m) => Manager::Memory(MemoryManager::new(m, inbox)),
       Backend::Redis(r) => {
         let store = crate::redis::connect(r)?;
         let bound = crate::redis::destroy_bound(r);
         Manager::Remote(RemoteManager::new(store, r.retry, inbox, bound))
       }
-    };
-    let handle = l
-      .managers
-      .insert(manager)
-      .ok_or_else(|| Error::internal("too many lock managers alive on this thread"))?;
-    Ok(ManagerInfo {
-      handle,
-      r#type: type_name.into(),
-      namespace: cfg.namespace.clone(),
-      default_ttl: cfg.default_ttl_ms,
-      retry: cfg.backend.retry_count() as f64,
     })
+  })?;
+  Ok(ManagerInfo {
+    handle,
+    r#type: type_name.into(),
+    namespace: cfg.namespace.clone(),
+    default_ttl: cfg.default_ttl_ms,
+    retry: cfg.backend.retry_count() as f64,
+  })
+}
+
+/// Makes a manager for module instance `context` (given its inbox) and registers it on
+/// this thread; returns its handle.
+fn register(
+  context: f64,
+  make: impl FnOnce(Arc<Inbox>) -> std::result::Result<Manager, Error>,
+) -> std::result::Result<f64, napi::Error<ErrorKind>> {
+  with_local(|l, _| {
+    let inbox = l
+      .inboxes
+      .get(context as usize)
+      .ok_or_else(not_initialized)?
+      .clone();
+    let manager = make(inbox)?;
+    l.managers
+      .insert(manager)
+      .ok_or_else(|| Error::internal("too many lock managers alive on this thread").into())
   })
   .ok_or_else(not_initialized)?
 }
