@@ -30,6 +30,12 @@ export declare function create(context: number, options: unknown, expected?: str
  */
 export declare function destroy(handle: number): number
 
+export declare function dlPgInit(handle: number): number
+
+export declare function dlPgSet(handle: number, key: string, value: string, ttlS: number): number
+
+export declare function dlPgUnset(handle: number, key: string, value: string): number
+
 export declare function dlSet(handle: number, key: string, value: string, ttlMs: number): number
 
 export declare function dlUnset(handle: number, key: string, value: string): number
@@ -83,6 +89,12 @@ export interface FaceInfo {
  * or a `redis://` URL.
  */
 export declare function faceOpen(context: number, connection: unknown): FaceInfo
+
+/**
+ * Opens a PostgresqlStorage's pool: `connection` is `{ host, port, user, password,
+ * database, ssl }` or a postgres:// URL; `table` the lock table's name.
+ */
+export declare function faceOpenPostgres(context: number, connection: unknown, table: string): FaceInfo
 
 /**
  * Stops a face's background work (watchers, refreshes); its connection stays for the

@@ -5,11 +5,11 @@
 
 const { createNative } = require('./lib/manager.js')
 const { InMemoryLock } = require('./lib/memory.js')
-const { RedisLock } = require('./lib/remote.js')
+const { RedisLock, PostgresLock } = require('./lib/remote.js')
 const { LockHandle } = require('./lib/handle.js')
 const { LockError, ConfigError, DestroyedError, AbortError } = require('./lib/errors.js')
 
-const BACKENDS = { inMemory: InMemoryLock, redis: RedisLock }
+const BACKENDS = { inMemory: InMemoryLock, redis: RedisLock, postgres: PostgresLock }
 
 /** Creates a lock manager from @leverege/lock-style options. Synchronous. */
 function create(options) {
@@ -27,6 +27,7 @@ module.exports = {
   wait,
   InMemoryLock,
   RedisLock,
+  PostgresLock,
   LockHandle,
   LockError,
   ConfigError,

@@ -2,4 +2,4 @@
 import oxlock from './index.js'
 
 export default oxlock
-export const { create, wait, InMemoryLock, RedisLock, LockHandle, LockError, ConfigError, DestroyedError, AbortError } = oxlock
+export const { create, wait, InMemoryLock, RedisLock, PostgresLock, LockHandle, LockError, ConfigError, DestroyedError, AbortError } = oxlock

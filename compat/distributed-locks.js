@@ -7,6 +7,7 @@
 
 const { randomUUID } = require('node:crypto')
 const { RedisStorage } = require('./distributed-locks-redis.js')
+const { PostgresqlStorage } = require('./distributed-locks-postgresql.js')
 const { unsupported } = require('./unsupported.js')
 
 class FailedToObtainKey extends Error {
@@ -61,12 +62,6 @@ class LocksFactory {
 
   close() {
     return this.storage.close()
-  }
-}
-
-class PostgresqlStorage {
-  constructor() {
-    throw unsupported('PostgresqlStorage')
   }
 }
 

@@ -18,11 +18,12 @@ setSignalHandler((e) => {
 })
 
 class Face extends EventEmitter {
-  /** `connection`: `{ host, port, username, password, db, tls }` or a redis:// URL. */
-  _open(connection) {
+  /** `connection`: `{ host, port, username, password, db, tls }` or a redis:// URL; or what
+   * `open(context, connection)` (another store's opener) takes. */
+  _open(connection, open = (ctx, c) => native.faceOpen(ctx, c)) {
     let info
     try {
-      info = native.faceOpen(context, connection)
+      info = open(context, connection)
     } catch (e) {
       throw fromNative(e)
     }

@@ -87,6 +87,7 @@ class RemoteLockHandle extends LockHandle {
   #lockId
   #value
   #expiration
+  #fence
   #held = true
 
   constructor(manager, resource, e) {
@@ -96,8 +97,14 @@ class RemoteLockHandle extends LockHandle {
     this.#lockId = e.lockId
     this.#value = e.value
     this.#expiration = e.expiration
+    this.#fence = e.fence ?? undefined
     /** Attempts the acquisition took. */
     this.attempts = e.attempts
+  }
+
+  /** PostgreSQL: this acquisition's fencing number, greater than every earlier one of the key. */
+  get fence() {
+    return this.#fence
   }
 
   get value() {

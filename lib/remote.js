@@ -1,6 +1,6 @@
 'use strict'
 
-// Backends on a remote store (Redis today): every call is a native request whose outcome
+// Backends on a remote store (Redis, PostgreSQL): every call is a native request whose outcome
 // arrives as an event (lib/events.js). Locking, queueing, retries and clean-up of aborted
 // requests all happen in the Rust core.
 
@@ -71,4 +71,12 @@ class RedisLock extends RemoteLock {
   }
 }
 
-module.exports = { RemoteLock, RedisLock }
+/** A lock shareable between processes on one PostgreSQL database: rows of one table,
+ * fencing numbers, waiters woken by LISTEN/NOTIFY. */
+class PostgresLock extends RemoteLock {
+  constructor(options, info) {
+    super(options, 'postgres', info)
+  }
+}
+
+module.exports = { RemoteLock, RedisLock, PostgresLock }

@@ -1,12 +1,13 @@
 //! The Rust side of the drop-in entry points (`compat/*.js`): fast-locky, exclusive-lock and
-//! distributed-locks' RedisStorage, each with the key layout and commands of the package it
-//! replaces. They share `Client`: one Redis node (the same pipelined connection as the
-//! Redlock store), requests that settle once into the JS thread's inbox, and signals for
-//! what a face reports by itself (expiries, refreshes, lost locks).
+//! distributed-locks' storages, each with the key layout and commands of the package it
+//! replaces. They share `Client`: one connection (`Link`: a Redis node, the same pipelined
+//! connection as the Redlock store, or a PostgreSQL pool), requests that settle once into
+//! the JS thread's inbox, and signals for what a face reports by itself (expiries,
+//! refreshes, lost locks).
 
+pub mod distributed_locks;
 pub mod exclusive;
 pub mod fast_locky;
-pub mod storage;
 
 use parking_lot::Mutex;
 use redis::Value;
@@ -19,9 +20,15 @@ use crate::config::{RedisNode, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_
 use crate::core::{task, Cause, Error, Event, Inbox, ManagerId, Outcome, RequestId, Signal};
 use crate::redis::{Endpoint, Node, Op, Reply};
 
+/// What a face talks to.
+pub enum Link {
+  Redis(Node),
+  Postgres(Box<distributed_locks::postgres::Storage>),
+}
+
 pub struct Client {
   pub id: ManagerId,
-  node: Node,
+  pub link: Link,
   inbox: Arc<Inbox>,
   /// Background work of the face (watchers, refreshers), by name; aborted on close.
   jobs: Mutex<HashMap<String, tokio::task::AbortHandle>>,
@@ -30,19 +37,33 @@ pub struct Client {
 }
 
 impl Client {
+  /// A face on one Redis node.
   pub fn connect(cfg: &RedisNode, inbox: Arc<Inbox>) -> Result<Arc<Client>, Error> {
     let node = Node::new(
       cfg,
       Duration::from_millis(DEFAULT_NODE_TIMEOUT_MS as u64),
       Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS as u64),
     )?;
-    Ok(Arc::new(Client {
+    Ok(Client::new(Link::Redis(node), inbox))
+  }
+
+  pub fn new(link: Link, inbox: Arc<Inbox>) -> Arc<Client> {
+    Arc::new(Client {
       id: ManagerId::next(),
-      node,
+      link,
       inbox,
       jobs: Mutex::new(HashMap::new()),
       refreshing: Mutex::new(std::collections::HashSet::new()),
-    }))
+    })
+  }
+
+  fn node(&self) -> Result<&Node, Error> {
+    match &self.link {
+      Link::Redis(n) => Ok(n),
+      _ => Err(Error::internal(
+        "a Redis command on a face that is not on Redis",
+      )),
+    }
   }
 
   /// Runs `fut` as a request; its outcome arrives in the inbox under the returned id.
@@ -68,8 +89,9 @@ impl Client {
   /// Sends `ops` in one pipelined write and waits for every reply; the first failure
   /// (unreachable, timed out, an error reply) is the error of the whole call.
   pub async fn run(&self, ops: Vec<Op>) -> Result<Vec<Value>, Error> {
+    let node = self.node()?;
     // Queued now, all of them, so they share one write.
-    let replies: Vec<_> = ops.into_iter().map(|op| self.node.call(op)).collect();
+    let replies: Vec<_> = ops.into_iter().map(|op| node.call(op)).collect();
     let mut out = Vec::with_capacity(replies.len());
     for r in futures_util::future::join_all(replies).await {
       out.push(match r {
@@ -78,7 +100,7 @@ impl Client {
         Reply::No => Value::Int(0),
         Reply::Failed(kind, message) => {
           let cause = Cause {
-            node: self.node.label().to_string(),
+            node: node.label().to_string(),
             kind,
             message,
           };

@@ -3,10 +3,14 @@
 //! hands the options over untouched (`napi::options` reads them into a `Value` tree).
 
 mod memory;
+mod postgres;
 mod redis;
 mod value;
 
 pub use memory::{InMemoryConfig, Scope};
+pub use postgres::{
+  database_from_value, table_name, PgDatabase, PostgresConfig, DEFAULT_PG_TIMEOUT_MS,
+};
 pub use redis::{
   node_from_value, RedisConfig, RedisNode, TlsConfig, DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_NODE_TIMEOUT_MS,
@@ -46,12 +50,14 @@ pub fn option_names() -> impl Iterator<Item = &'static str> {
     memory::LOCK_OPTION_FIELDS,
     redis::CONNECTION_FIELDS,
     redis::TLS_FIELDS,
+    postgres::PG_CONNECTION_FIELDS,
+    postgres::PG_LOCK_OPTION_FIELDS,
   ]
   .into_iter()
   .flatten()
   .copied()
 }
-const TYPES: &str = "'inMemory' or 'redis'";
+const TYPES: &str = "'inMemory', 'redis' or 'postgres'";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -64,6 +70,7 @@ pub struct Config {
 pub enum Backend {
   InMemory(InMemoryConfig),
   Redis(RedisConfig),
+  Postgres(Box<PostgresConfig>),
 }
 
 impl Backend {
@@ -71,6 +78,7 @@ impl Backend {
     match self {
       Backend::InMemory(_) => "inMemory",
       Backend::Redis(_) => "redis",
+      Backend::Postgres(_) => "postgres",
     }
   }
 
@@ -79,6 +87,7 @@ impl Backend {
     match self {
       Backend::InMemory(m) => m.retry,
       Backend::Redis(r) => r.retry.count,
+      Backend::Postgres(p) => p.retry.count,
     }
   }
 }
@@ -203,6 +212,7 @@ pub fn parse_as(root: &Value, default_type: &str) -> Result<Config, Error> {
     Some((Value::String(t), path)) => match t.as_str() {
       "inMemory" | "memory" | "in-memory" => Backend::InMemory(memory::parse(&src)?),
       "redis" => Backend::Redis(redis::parse(&src)?),
+      "postgres" | "postgresql" => Backend::Postgres(Box::new(postgres::parse(&src)?)),
       other => {
         return Err(config_err(format!(
           "{path}: unknown lock type '{other}'; expected {TYPES}"

@@ -198,7 +198,7 @@ fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
   })
 }
 
-fn tls_from_object(o: Obj, path: &str) -> Result<TlsConfig, Error> {
+pub(super) fn tls_from_object(o: Obj, path: &str) -> Result<TlsConfig, Error> {
   let o = Obj { path, ..o };
   o.only(TLS_FIELDS, &[])?;
   let pem = |name: &str| -> Result<Option<Vec<u8>>, Error> {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{destroyed, not_initialized, options, register, with_local, Manager};
-use crate::compat::{exclusive, fast_locky, storage, Client};
+use crate::compat::distributed_locks::postgres as pg_storage;
+use crate::compat::distributed_locks::redis as storage;
+use crate::compat::{exclusive, fast_locky, Client, Link};
 use crate::core::{ErrorKind, Outcome};
 
 #[napi(object)]
@@ -33,6 +35,35 @@ pub fn face_open(env: &Env, context: f64, connection: Unknown) -> Result<FaceInf
   let mut id = 0.0;
   let handle = register(context, |inbox| {
     let client = Client::connect(&node, inbox)?;
+    id = client.id.as_f64();
+    Ok(Manager::Face(client))
+  })?;
+  Ok(FaceInfo { handle, id })
+}
+
+/// Opens a PostgresqlStorage's pool: `connection` is `{ host, port, user, password,
+/// database, ssl }` or a postgres:// URL; `table` the lock table's name.
+#[napi(catch_unwind)]
+pub fn face_open_postgres(
+  env: &Env,
+  context: f64,
+  connection: Unknown,
+  table: String,
+) -> Result<FaceInfo, ErrorKind> {
+  let value = options::read(env.raw(), connection.raw(), "connection", 1).map_err(|e| {
+    napi::Error::new(
+      ErrorKind::ConfigType,
+      format!("connection cannot be read: {}", e.0),
+    )
+  })?;
+  let db = crate::config::database_from_value(&value, "connection")?;
+  let table = crate::config::table_name(&table, "tableName")?;
+  let timeout = Duration::from_millis(crate::config::DEFAULT_PG_TIMEOUT_MS as u64);
+  let pool = crate::postgres::Pool::new(&db, 4, timeout, timeout)?;
+  let mut id = 0.0;
+  let handle = register(context, |inbox| {
+    let link = Link::Postgres(Box::new(pg_storage::Storage::new(pool, &table)));
+    let client = Client::new(link, inbox);
     id = client.id.as_f64();
     Ok(Manager::Face(client))
   })?;
@@ -154,6 +185,21 @@ pub fn dl_set(handle: f64, key: String, value: String, ttl_ms: f64) -> Result<f6
 #[napi(catch_unwind)]
 pub fn dl_unset(handle: f64, key: String, value: String) -> Result<f64, ErrorKind> {
   run(handle, |c| storage::unset(c, key, value))
+}
+
+#[napi(catch_unwind)]
+pub fn dl_pg_init(handle: f64) -> Result<f64, ErrorKind> {
+  run(handle, pg_storage::init)
+}
+
+#[napi(catch_unwind)]
+pub fn dl_pg_set(handle: f64, key: String, value: String, ttl_s: f64) -> Result<f64, ErrorKind> {
+  run(handle, |c| pg_storage::set(c, key, value, ttl_s))
+}
+
+#[napi(catch_unwind)]
+pub fn dl_pg_unset(handle: f64, key: String, value: String) -> Result<f64, ErrorKind> {
+  run(handle, |c| pg_storage::unset(c, key, value))
 }
 
 /// Stops a face's background work (watchers, refreshes); its connection stays for the

@@ -183,6 +183,11 @@ pub fn create(
         let bound = crate::redis::destroy_bound(r);
         Manager::Remote(RemoteManager::new(store, r.retry, inbox, bound))
       }
+      Backend::Postgres(p) => {
+        let store = crate::postgres::connect(p)?;
+        let bound = crate::postgres::destroy_bound(p);
+        Manager::Remote(RemoteManager::new(store, p.retry, inbox, bound))
+      }
     })
   })?;
   Ok(ManagerInfo {

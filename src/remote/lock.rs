@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::gate::Baton;
 use super::manager::{Cancel, Held, RemoteManager};
-use super::{Attempt, Store, Validity};
+use super::{watch, Attempt, Store, Validity};
 use crate::core::{clock, token, Error, Key, Lease, LockId, Outcome};
 
 /// The key's gate while a lock request owns it; leaves it when dropped armed.
@@ -155,21 +155,40 @@ impl<S: Store> RemoteManager<S> {
     ttl: Duration,
     cancel: &Cancel,
   ) -> Result<(Validity, u32, String), Error> {
+    let watch = store.watch(key);
     let mut attempts = 0u32;
+    // Attempts on the retry timer: the budget. Those a notice (or the holder's expiry)
+    // triggers come on top, within the same time, so a busy key's waiters are not turned
+    // away sooner because others' unlocks woke them.
+    let mut timed = 0u32;
     loop {
       attempts += 1;
+      timed += 1;
       let token = fresh_token()?;
       let last = match store.try_acquire(key, &token, ttl).await {
         Attempt::Won(v) => return Ok((v, attempts, token)),
         Attempt::Held => Error::busy(attempts),
         Attempt::Failed(causes) => Error::unavailable(attempts, causes),
       };
-      if !self.retry.more_after(attempts) || cancel.is_set() {
+      if !self.retry.more_after(timed) || cancel.is_set() {
         return Err(last);
       }
-      tokio::select! {
-        _ = tokio::time::sleep(self.retry.pause()) => {}
-        _ = cancel.wake.notified() => return Err(last),
+      let pause = tokio::time::sleep(self.retry.pause());
+      tokio::pin!(pause);
+      loop {
+        tokio::select! {
+          _ = &mut pause => break,
+          _ = cancel.wake.notified() => return Err(last),
+          _ = watch::freed(watch.as_ref()) => {}
+        }
+        // Woken early: one attempt now, on the same timer.
+        attempts += 1;
+        let token = fresh_token()?;
+        match store.try_acquire(key, &token, ttl).await {
+          Attempt::Won(v) => return Ok((v, attempts, token)),
+          // Still held (or not reachable): back to the timer, which a cancel also ends.
+          Attempt::Held | Attempt::Failed(_) => {}
+        }
       }
     }
   }

@@ -1,4 +1,4 @@
-//! Locks on a store in another process (Redis today; PostgreSQL and others next). A store
+//! Locks on a store in another process (Redis, PostgreSQL). A store
 //! implements `Store`: one attempt at a time, on one key. `RemoteManager` does everything
 //! else once for every store: the local FIFO queue per key, handing a key to the next local
 //! caller, retries, cancellation, watching leases expire, and delivering outcomes to the
@@ -9,9 +9,11 @@ mod lock;
 mod manager;
 mod retry;
 mod store;
+mod watch;
 
 pub use manager::{RemoteApi, RemoteManager};
 pub use store::{Attempt, Store, Validity};
+pub use watch::{KeyWatch, WatchState};
 
 #[cfg(test)]
 mod fake;

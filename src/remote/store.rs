@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use super::KeyWatch;
 use crate::core::{Cause, Key};
 
 /// How long a lock taken or extended by an attempt is good for.
@@ -72,5 +73,12 @@ pub trait Store: Send + Sync + 'static {
     _ttl: Duration,
   ) -> impl Future<Output = Option<Validity>> + Send {
     std::future::ready(None)
+  }
+
+  /// Optional: a watch that fires when `key` may have been freed by another client, taken
+  /// before the first attempt so that no notice between attempts is missed. `None`: the
+  /// waiter retries on its timer only.
+  fn watch(&self, _key: &Key) -> Option<KeyWatch> {
+    None
   }
 }

@@ -5,7 +5,7 @@
 use redis::cmd;
 use std::sync::Arc;
 
-use super::{int, values, Client};
+use crate::compat::{int, values, Client};
 use crate::core::Outcome;
 use crate::redis::scripts::RELEASE;
 use crate::redis::Op;

@@ -1,0 +1,187 @@
+//! A pool of connections to one PostgreSQL database (deadpool-postgres on the I/O
+//! runtime) and the one way statements run on it: bounded in time, with every failure
+//! turned into a `Cause` that names the server and never shows a password.
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, RecyclingMethod, Runtime};
+use std::error::Error as _;
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use super::tls;
+use crate::config::PgDatabase;
+use crate::core::{Cause, CauseKind, Error};
+
+pub struct Pool {
+  inner: deadpool_postgres::Pool,
+  pub db: PgDatabase,
+  pub connect_timeout: Duration,
+  pub query_timeout: Duration,
+}
+
+impl Pool {
+  /// Connections open lazily, on first use, up to `size`.
+  pub fn new(
+    db: &PgDatabase,
+    size: usize,
+    connect_timeout: Duration,
+    query_timeout: Duration,
+  ) -> Result<Pool, Error> {
+    let mut config = db.config.clone();
+    config.connect_timeout(connect_timeout);
+    let recycling = ManagerConfig {
+      recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match &db.tls {
+      None => Manager::from_config(config, NoTls, recycling),
+      Some(t) => Manager::from_config(config, tls::connector(t)?, recycling),
+    };
+    let inner = deadpool_postgres::Pool::builder(manager)
+      .max_size(size)
+      .runtime(Runtime::Tokio1)
+      .wait_timeout(Some(connect_timeout))
+      .create_timeout(Some(connect_timeout))
+      .recycle_timeout(Some(connect_timeout))
+      .build()
+      .map_err(|e| Error::internal(format!("cannot build the PostgreSQL pool: {e}")))?;
+    Ok(Pool {
+      inner,
+      db: db.clone(),
+      connect_timeout,
+      query_timeout,
+    })
+  }
+
+  pub fn label(&self) -> &str {
+    &self.db.label
+  }
+
+  /// A connection of the pool, within the connect timeout.
+  pub async fn client(&self) -> Result<Object, Cause> {
+    use deadpool_postgres::PoolError;
+    match self.inner.get().await {
+      Ok(c) => Ok(c),
+      Err(PoolError::Backend(e)) => Err(self.cause(&e)),
+      Err(PoolError::Timeout(_)) => Err(self.timeout("connecting")),
+      Err(PoolError::Closed) => Err(self.fail(CauseKind::Closed, "the pool is closed".into())),
+      Err(e) => Err(self.fail(CauseKind::Io, e.to_string())),
+    }
+  }
+
+  /// Runs one prepared statement (prepared once per connection) within the query timeout.
+  /// A connection whose statement timed out or broke leaves the pool: its reply, if any,
+  /// must never be read as the answer to a later statement.
+  pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Cause> {
+    let client = self.client().await?;
+    let run = async {
+      let statement = client.prepare_cached(sql).await?;
+      client.query(&statement, params).await
+    };
+    match tokio::time::timeout(self.query_timeout, run).await {
+      Ok(Ok(rows)) => Ok(rows),
+      Ok(Err(e)) => {
+        if e.as_db_error().is_none() || client.is_closed() {
+          drop(Object::take(client));
+        }
+        Err(self.cause(&e))
+      }
+      Err(_) => {
+        drop(Object::take(client));
+        Err(self.timeout("waiting for the answer"))
+      }
+    }
+  }
+
+  /// Runs statements without parameters (schema set-up) within the query timeout.
+  pub async fn batch(&self, sql: &str) -> Result<(), Cause> {
+    let client = self.client().await?;
+    match tokio::time::timeout(self.query_timeout, client.batch_execute(sql)).await {
+      Ok(Ok(())) => Ok(()),
+      Ok(Err(e)) => {
+        drop(Object::take(client));
+        Err(self.cause(&e))
+      }
+      Err(_) => {
+        drop(Object::take(client));
+        Err(self.timeout("waiting for the answer"))
+      }
+    }
+  }
+
+  /// Closes idle connections and refuses new ones.
+  pub fn close(&self) {
+    self.inner.close();
+  }
+
+  fn fail(&self, kind: CauseKind, message: String) -> Cause {
+    Cause {
+      node: self.db.label.clone(),
+      kind,
+      message,
+    }
+  }
+
+  fn timeout(&self, what: &str) -> Cause {
+    let ms = if what == "connecting" {
+      self.connect_timeout
+    } else {
+      self.query_timeout
+    };
+    self.fail(
+      CauseKind::Timeout,
+      format!("no answer within {} ms ({what})", ms.as_millis()),
+    )
+  }
+
+  pub fn cause(&self, e: &tokio_postgres::Error) -> Cause {
+    let (kind, message) = describe(e);
+    self.fail(kind, message)
+  }
+}
+
+/// What went wrong, in words that never include the password (the driver's messages
+/// and the server's do not carry it).
+pub fn describe(e: &tokio_postgres::Error) -> (CauseKind, String) {
+  if let Some(db) = e.as_db_error() {
+    let code = db.code().code();
+    let kind = match code {
+      // invalid_authorization_specification, invalid_password
+      "28000" | "28P01" => CauseKind::Auth,
+      // admin_shutdown, crash_shutdown, cannot_connect_now
+      "57P01" | "57P02" | "57P03" => CauseKind::Closed,
+      _ => CauseKind::Server,
+    };
+    return (kind, format!("{} ({code})", db.message()));
+  }
+  let mut source = e.source();
+  while let Some(s) = source {
+    if let Some(io) = s.downcast_ref::<std::io::Error>() {
+      use std::io::ErrorKind as K;
+      let kind = match io.kind() {
+        K::ConnectionRefused => CauseKind::Refused,
+        K::TimedOut => CauseKind::Timeout,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+          CauseKind::Closed
+        }
+        _ if io.to_string().contains("lookup") => CauseKind::Dns,
+        _ => CauseKind::Io,
+      };
+      return (kind, io.to_string());
+    }
+    if s.downcast_ref::<rustls::Error>().is_some() {
+      return (CauseKind::Tls, s.to_string());
+    }
+    source = s.source();
+  }
+  let text = e.to_string();
+  let kind = if e.is_closed() {
+    CauseKind::Closed
+  } else if text.contains("tls") || text.contains("TLS") || text.contains("ssl") {
+    CauseKind::Tls
+  } else if text.contains("timeout") || text.contains("timed out") {
+    CauseKind::Timeout
+  } else {
+    CauseKind::Io
+  };
+  (kind, text)
+}
