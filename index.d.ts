@@ -30,12 +30,48 @@ export interface RedisLockOptions {
   connectTimeout?: number
 }
 
+/** One PostgreSQL database: a `postgres://` URL (`?sslmode=require` for TLS) or its fields. */
+export type PostgresConnection =
+  | string
+  | {
+      /** Default 127.0.0.1. */
+      host?: string
+      /** Default 5432. */
+      port?: number
+      /** Default 'postgres'. `username` is the same option. */
+      user?: string
+      username?: string
+      password?: string
+      /** Default: the user's name. */
+      database?: string
+      /** `true` (system roots) or `{ ca, cert, key, rejectUnauthorized }`. Default false. */
+      ssl?: boolean | RedisTls
+    }
+
+/** `type: 'postgres'`: node-redlock's retry names, plus the pool's. */
+export interface PostgresLockOptions {
+  /** Timer retries after the first attempt; -1 = no limit. Default 10. Attempts woken by NOTIFY come on top. */
+  retryCount?: number
+  /** ms between timed attempts; a waiter is woken earlier by the holder's unlock (NOTIFY). Default 200. */
+  retryDelay?: number
+  /** The delay is retryDelay ± retryJitter ms. Default 100. */
+  retryJitter?: number
+  /** Bound on opening a connection, ms. Default 2000. */
+  connectTimeout?: number
+  /** Bound on one statement, ms. Default 2000. */
+  queryTimeout?: number
+  /** Connections at most (opened on demand), plus one for LISTEN while someone waits. Default 4. */
+  poolSize?: number
+  /** The lock table (created if absent), its `<table>_fence` sequence and its NOTIFY channel. Default 'oxlock_locks'. */
+  tableName?: string
+}
+
 /** Options of `create()`, flat or under `lockConfig` (which wins). */
 export interface LockConfig {
   /** Backend. Default `'inMemory'`. */
-  type?: 'inMemory' | 'redis'
-  /** Redis: one node, or an array of independent masters (Redlock, quorum ⌊N/2⌋+1). Default 127.0.0.1:6379. */
-  connection?: RedisConnection | RedisConnection[]
+  type?: 'inMemory' | 'redis' | 'postgres'
+  /** Redis: one node, or an array of independent masters (Redlock, quorum ⌊N/2⌋+1). Default 127.0.0.1:6379. PostgreSQL: one database. */
+  connection?: RedisConnection | RedisConnection[] | PostgresConnection
   /** Attempts after the first before giving up; negative waits without limit. Default 10. Same option as `lockOptions.retryCount` (give one). */
   retry?: number
   /** ms between attempts; a contended lock() waits up to `retry × delay` ms. Default 200. Same option as `lockOptions.retryDelay`. */
@@ -45,7 +81,7 @@ export interface LockConfig {
   /** In memory only. `'instance'` (default): locks belong to this manager. `'process'`: one table for every manager of the process, worker threads included. */
   scope?: 'instance' | 'process'
   /** Redis: node-redlock's options. For inMemory, `retryCount` / `retryDelay` stand for `retry` / `delay`. */
-  lockOptions?: RedisLockOptions
+  lockOptions?: RedisLockOptions | PostgresLockOptions
 }
 
 export interface CreateOptions extends LockConfig {
@@ -116,7 +152,30 @@ export declare class RedisLockHandle extends LockHandle {
   extend(ttl?: number): Promise<RedisLockHandle>
 }
 
-export type Lock = InMemoryLock | RedisLock
+/** A PostgreSQL lock manager: locks are rows of one table, decided by the database's clock. */
+export declare class PostgresLock {
+  constructor(options?: CreateOptions)
+  readonly namespace: string | undefined
+  readonly type: 'postgres'
+  /** Keys this manager holds or awaits in this process. */
+  readonly size: number
+  /** Locks `key` (the row's key is `key`'s UTF-8 bytes). Calls of this manager for one key queue locally, FIFO. */
+  lock(key: string, ttl?: number | LockOptions): Promise<PostgresLockHandle>
+  /** Locks `${namespace}:${key}`. */
+  lockNs(key: string, ttl?: number | LockOptions): Promise<PostgresLockHandle>
+  /** Whether this manager holds `key` right now (within its validity). Sync, no I/O. */
+  isLocked(key: string): boolean
+  /** Releases held locks, rejects queued lock() calls, closes the connections. Idempotent. */
+  destroy(): Promise<void>
+}
+
+export declare class PostgresLockHandle extends RedisLockHandle {
+  /** This acquisition's fencing number: greater than every earlier acquisition's of any key on the table, across processes and restarts. A safe integer. */
+  readonly fence: number
+  extend(ttl?: number): Promise<PostgresLockHandle>
+}
+
+export type Lock = InMemoryLock | RedisLock | PostgresLock
 
 /**
  * Creates a lock manager. Synchronous; throws on a bad configuration. The result's class
@@ -126,6 +185,9 @@ export type Lock = InMemoryLock | RedisLock
 export declare function create(
   options: CreateOptions & ({ type: 'redis'; lockConfig?: undefined } | { lockConfig: LockConfig & { type: 'redis' } }),
 ): RedisLock
+export declare function create(
+  options: CreateOptions & ({ type: 'postgres'; lockConfig?: undefined } | { lockConfig: LockConfig & { type: 'postgres' } }),
+): PostgresLock
 export declare function create(
   options?: CreateOptions & { type?: 'inMemory'; lockConfig?: LockConfig & { type?: 'inMemory' } },
 ): InMemoryLock
@@ -137,7 +199,7 @@ export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE'
 
 /**
  * `E_LOCK_BUSY`: the resource stayed held for the whole retry budget. `E_LOCK_EXPIRED`:
- * extend() of a lock no longer held. `E_UNAVAILABLE` (Redis): no quorum of nodes could be
+ * extend() of a lock no longer held. `E_UNAVAILABLE`: the store (Redis: a quorum of nodes) could not be
  * reached; `causes` says why for each node.
  */
 export declare class LockError extends Error {
@@ -181,6 +243,7 @@ declare const oxlock: {
   wait: typeof wait
   InMemoryLock: typeof InMemoryLock
   RedisLock: typeof RedisLock
+  PostgresLock: typeof PostgresLock
   LockHandle: typeof LockHandle
   LockError: typeof LockError
   ConfigError: typeof ConfigError

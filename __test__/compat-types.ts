@@ -1,7 +1,8 @@
 // Typings of the drop-in entry points, compiled by `tsc -p __test__` (never run).
 import Locky = require('../compat/fast-locky')
 import ExclusiveLock = require('../compat/exclusive-lock')
-import LocksFactory, { FailedToObtainKey, Lock, LockFactory, RedisStorage, type Storage } from '../compat/distributed-locks'
+import LocksFactory, { FailedToObtainKey, Lock, LockFactory, RedisStorage, PostgresqlStorage, type Storage } from '../compat/distributed-locks'
+import { PostgresqlStorage as PgStorage2 } from '../compat/distributed-locks-postgresql'
 
 export async function drop_ins(client: object): Promise<void> {
   const locky = new Locky({ redis: { host: '127.0.0.1', port: 6379 }, ttl: 2000, name: 'app' })
@@ -30,4 +31,9 @@ export async function drop_ins(client: object): Promise<void> {
   }
   void other
   await lock.unlock()
+  const pg = new LocksFactory(new PostgresqlStorage({ host: '127.0.0.1', port: 5432, database: 'postgres', username: 'u', password: 'p', tableName: 'locks' }))
+  await pg.init()
+  const viaUrl: Storage = new PgStorage2({ url: 'postgres://u@127.0.0.1/db', keyPrefix: 'app' })
+  void viaUrl
+  await pg.close()
 }

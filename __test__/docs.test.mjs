@@ -25,12 +25,17 @@ function rows(heading) {
 }
 
 test('README option tables and index.d.ts name the same options', () => {
-  const documented = new Set([...rows('Configuration'), ...rows('Redis and Redlock')])
-  const typed = new Set([...fields('LockConfig'), ...fields('CreateOptions').filter((f) => f !== 'lockConfig'), ...fields('RedisLockOptions').map((f) => `lockOptions.${f}`)])
+  const documented = new Set([...rows('Configuration'), ...rows('Redis and Redlock'), ...rows('PostgreSQL')])
+  const typed = new Set([
+    ...fields('LockConfig'),
+    ...fields('CreateOptions').filter((f) => f !== 'lockConfig'),
+    ...fields('RedisLockOptions').map((f) => `lockOptions.${f}`),
+    ...fields('PostgresLockOptions').map((f) => `lockOptions.${f}`),
+  ])
   for (const name of typed) assert.ok(documented.has(name), `index.d.ts has option ${name}, the README's tables do not`)
   const tls = fields('RedisTls')
   for (const name of documented) {
-    const known = typed.has(name) || (name === 'connection.tls' && tls.length > 0)
+    const known = typed.has(name) || ((name === 'connection.tls' || name === 'connection.ssl') && tls.length > 0)
     assert.ok(known, `the README documents ${name}, index.d.ts does not type it`)
   }
 })

@@ -5,13 +5,14 @@ import Lock, {
   wait,
   InMemoryLock,
   RedisLock,
+  PostgresLock,
   LockHandle,
   LockError,
   ConfigError,
   DestroyedError,
   AbortError,
 } from 'oxlock'
-import type { CreateOptions, LockConfig, LockOptions, LockErrorCode, Lock as LockManager, RedisLockHandle } from 'oxlock'
+import type { CreateOptions, LockConfig, LockOptions, LockErrorCode, Lock as LockManager, RedisLockHandle, PostgresLockHandle } from 'oxlock'
 import * as Relative from '../index.js'
 import LockCjs = require('oxlock')
 
@@ -215,3 +216,20 @@ async function redisExamples(): Promise<void> {
   await Promise.all([one.destroy(), quorum.destroy(), viaClass.destroy()])
 }
 void redisExamples
+
+// PostgreSQL: handles also carry `fence`.
+async function postgresExamples(): Promise<void> {
+  const pg: PostgresLock = create({
+    type: 'postgres',
+    connection: { host: '127.0.0.1', port: 5432, user: 'app', password: 'pw', database: 'app', ssl: { ca: 'PEM' } },
+    lockOptions: { retryCount: 10, retryDelay: 1000, poolSize: 4, queryTimeout: 2000, connectTimeout: 2000, tableName: 'oxlock_locks' },
+  })
+  const viaUrl: PostgresLock = create({ lockConfig: { type: 'postgres', connection: 'postgres://app@db/app?sslmode=require' } })
+  const h: PostgresLockHandle = await pg.lock('invoice:42', 5000)
+  const fence: number = h.fence
+  const again: PostgresLockHandle = await h.extend(5000)
+  await again.unlock()
+  void fence
+  await Promise.all([pg.destroy(), viaUrl.destroy()])
+}
+void postgresExamples

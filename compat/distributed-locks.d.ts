@@ -1,4 +1,5 @@
 import { RedisStorage } from './distributed-locks-redis'
+import { PostgresqlStorage } from './distributed-locks-postgresql'
 
 /** What a storage provides (any object with these methods works). */
 export interface Storage {
@@ -40,15 +41,13 @@ export declare class LocksFactory {
 }
 
 /** Not built yet: the constructor throws E_UNSUPPORTED. */
-export declare class PostgresqlStorage implements Storage {
+export declare class MongoStorage implements Storage {
   constructor(options?: object)
   init(): unknown
   set(key: string, value: string, options: { ttl: number }): boolean
   unSet(key: string, value: string): boolean
   close(): unknown
 }
-/** Not built yet: the constructor throws E_UNSUPPORTED. */
-export declare class MongoStorage extends PostgresqlStorage {}
 
-export { LocksFactory as LockFactory, RedisStorage }
+export { LocksFactory as LockFactory, RedisStorage, PostgresqlStorage }
 export default LocksFactory

@@ -276,3 +276,6 @@ pub(crate) fn lock_options<'a>(src: &Source<'a>) -> Result<Obj<'a>, Error> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod postgres_tests;

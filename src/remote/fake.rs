@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Attempt, Store, Validity};
+use super::{Attempt, KeyWatch, Store, Validity, WatchState};
 use crate::core::{Cause, CauseKind, Key};
 
 /// The message of the panic `panic_on_acquire` injects (tests silence it in the hook).
@@ -41,6 +41,10 @@ pub struct State {
   /// `try_acquire` panics (after its delay).
   pub panic_on_acquire: AtomicBool,
   pub calls: Calls,
+  /// The store hands out watches (as PostgreSQL's LISTEN does), told of foreign releases
+  /// (`release_foreign`) and of the holder's expiry on every `Held`.
+  pub watchable: AtomicBool,
+  watches: Mutex<Vec<(Vec<u8>, Arc<WatchState>)>>,
 }
 
 #[derive(Clone, Default)]
@@ -101,6 +105,26 @@ impl State {
       .insert(key.to_vec(), (token.to_owned(), exp));
   }
 
+  /// A foreign holder of `key` releases it, and the store notifies its watches.
+  pub fn release_foreign(&self, key: &[u8]) {
+    self.keys.lock().remove(key);
+    for (k, w) in self.watches.lock().iter() {
+      if k == key {
+        w.freed();
+      }
+    }
+  }
+
+  /// Watches handed out and not dropped yet.
+  pub fn live_watches(&self) -> usize {
+    self
+      .watches
+      .lock()
+      .iter()
+      .filter(|(_, w)| Arc::strong_count(w) > 1)
+      .count()
+  }
+
   /// The store loses `key` (evicted, flushed, failed over).
   pub fn forget(&self, key: &[u8]) {
     self.keys.lock().remove(key);
@@ -131,7 +155,14 @@ impl State {
     let now = Instant::now();
     let mut keys = self.keys.lock();
     match keys.get(key) {
-      Some((_, exp)) if *exp > now => Attempt::Held,
+      Some((_, exp)) if *exp > now => {
+        for (k, w) in self.watches.lock().iter() {
+          if k == key {
+            w.holder_expires(Some(*exp));
+          }
+        }
+        Attempt::Held
+      }
       _ => {
         keys.insert(key.to_vec(), (token.to_owned(), now + ttl));
         Attempt::Won(validity(now, ttl))
@@ -201,6 +232,15 @@ impl Store for FakeStore {
       return Err(self.causes());
     }
     Ok(self.holder(key).is_some())
+  }
+
+  fn watch(&self, key: &Key) -> Option<KeyWatch> {
+    if !self.watchable.load(Ordering::SeqCst) {
+      return None;
+    }
+    let state = Arc::new(WatchState::default());
+    self.watches.lock().push((key.to_vec(), state.clone()));
+    Some(KeyWatch::new(state, Box::new(|| {})))
   }
 
   async fn try_transfer(&self, key: &Key, from: &str, to: &str, ttl: Duration) -> Option<Validity> {

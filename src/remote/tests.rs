@@ -494,3 +494,89 @@ fn extend_of_an_unknown_lock_is_refused_at_once() {
   h.unlock(&l);
   assert_eq!(h.m.extend(l.lock_id, TTL), None);
 }
+
+fn watching(count: i64, delay_ms: f64) -> Harness {
+  let h = Harness::new(RetryPolicy {
+    count,
+    delay_ms,
+    jitter_ms: 0.0,
+  });
+  h.store.watchable.store(true, Ordering::SeqCst);
+  h
+}
+
+#[test]
+fn a_notice_wakes_a_waiter_long_before_its_retry_timer() {
+  let mut h = watching(3, 10_000.0);
+  let k = key("notice");
+  h.store.put(&k, "someone-else", TTL);
+  let r = h.m.lock(k.clone(), TTL);
+  eventually("the first attempt ran", || {
+    calls(&h.store.calls.acquire) == 1
+  });
+  let t0 = Instant::now();
+  h.store.release_foreign(&k);
+  let lease = h.locked(r);
+  assert!(
+    t0.elapsed() < Duration::from_secs(5),
+    "woken after {:?}, not by the notice",
+    t0.elapsed()
+  );
+  assert_eq!(lease.attempts, 2);
+  h.unlock(&lease);
+  h.assert_idle();
+  assert_eq!(
+    h.store.live_watches(),
+    0,
+    "the watch is dropped with the request"
+  );
+}
+
+#[test]
+fn notices_do_not_use_up_the_retry_budget() {
+  // One timed retry 400 ms apart; the holder takes the key back after every notice.
+  let mut h = watching(1, 400.0);
+  let k = key("budget");
+  h.store.put(&k, "someone-else", TTL);
+  let t0 = Instant::now();
+  let r = h.m.lock(k.clone(), TTL);
+  for _ in 0..5 {
+    let before = calls(&h.store.calls.acquire);
+    std::thread::sleep(Duration::from_millis(20));
+    // Freed and taken again at once: the waiter's woken attempt finds it held.
+    h.store.release_foreign(&k);
+    h.store.put(&k, "someone-else", TTL);
+    eventually("the notice woke an attempt", || {
+      calls(&h.store.calls.acquire) > before
+    });
+  }
+  let e = h.failed(r);
+  assert_eq!(e.kind, ErrorKind::Busy);
+  assert!(
+    e.attempts >= 7,
+    "2 timed attempts + 5 woken ones, got {}",
+    e.attempts
+  );
+  assert!(
+    t0.elapsed() >= Duration::from_millis(400),
+    "the budget is time: {:?}",
+    t0.elapsed()
+  );
+}
+
+#[test]
+fn a_waiter_tries_again_when_the_holder_expires() {
+  let mut h = watching(3, 10_000.0);
+  let k = key("expiry");
+  h.store
+    .put(&k, "crashed-holder", Duration::from_millis(150));
+  let t0 = Instant::now();
+  let lease = h.locked(h.m.lock(k.clone(), TTL));
+  let took = t0.elapsed();
+  assert!(
+    took >= Duration::from_millis(140) && took < Duration::from_secs(5),
+    "{took:?}"
+  );
+  assert_eq!(lease.attempts, 2);
+  h.unlock(&lease);
+}
