@@ -71,7 +71,7 @@ pub(super) fn parse(src: &Source) -> Result<PostgresConfig, Error> {
       delay_ms,
       jitter_ms: lo.number_in("retryJitter", DEFAULT_RETRY_JITTER_MS, 0.0, MAX_MS)?,
     },
-    pool_size: lo.number_in("poolSize", DEFAULT_POOL_SIZE, 1.0, 1000.0)? as usize,
+    pool_size: pool_size(lo)?,
     connect_timeout_ms: lo.number_in(
       "connectTimeout",
       DEFAULT_PG_CONNECT_TIMEOUT_MS,
@@ -81,6 +81,17 @@ pub(super) fn parse(src: &Source) -> Result<PostgresConfig, Error> {
     query_timeout_ms: lo.number_in("queryTimeout", DEFAULT_QUERY_TIMEOUT_MS, 1.0, MAX_MS)?,
     table,
   })
+}
+
+fn pool_size(lo: Obj) -> Result<usize, Error> {
+  let n = lo.number_in("poolSize", DEFAULT_POOL_SIZE, 1.0, 1000.0)?;
+  if n.fract() != 0.0 {
+    return Err(range_err(
+      &lo.field_path("poolSize"),
+      &format!("must be an integer, got {n}"),
+    ));
+  }
+  Ok(n as usize)
 }
 
 /// A table name used as one quoted identifier: letters, digits and `_`, at most 48

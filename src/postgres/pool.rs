@@ -157,7 +157,11 @@ pub fn describe(e: &tokio_postgres::Error) -> (CauseKind, String) {
   while let Some(s) = source {
     if let Some(io) = s.downcast_ref::<std::io::Error>() {
       use std::io::ErrorKind as K;
+      let tls = io
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
       let kind = match io.kind() {
+        _ if tls => CauseKind::Tls,
         K::ConnectionRefused => CauseKind::Refused,
         K::TimedOut => CauseKind::Timeout,
         K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {

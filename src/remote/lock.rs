@@ -165,10 +165,12 @@ impl<S: Store> RemoteManager<S> {
       attempts += 1;
       timed += 1;
       let token = fresh_token()?;
+      // A failure reports the timed attempts: with the budget spent, `retry + 1` (as
+      // node-redlock's message says), however many notices woke the waiter in between.
       let last = match store.try_acquire(key, &token, ttl).await {
         Attempt::Won(v) => return Ok((v, attempts, token)),
-        Attempt::Held => Error::busy(attempts),
-        Attempt::Failed(causes) => Error::unavailable(attempts, causes),
+        Attempt::Held => Error::busy(timed),
+        Attempt::Failed(causes) => Error::unavailable(timed, causes),
       };
       if !self.retry.more_after(timed) || cancel.is_set() {
         return Err(last);
