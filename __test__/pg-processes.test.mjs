@@ -71,6 +71,7 @@ describe('NOTIFY across processes', { timeout: 60000 }, () => {
         q.push(obj)
       },
     })
+    let ok = false
     try {
       await q.next('ready', 20000)
       const delays = []
@@ -92,10 +93,14 @@ describe('NOTIFY across processes', { timeout: 60000 }, () => {
         assert.ok(d < 300, `round ${round}: the other process got the key ${d} ms after the unlock (all: ${delays.join(', ')} ms): it waited for its 1000 ms retry timer instead of a NOTIFY`)
       }
       await q.next('destroyed', 10000)
+      ok = true
     } finally {
+      if (!ok && child) child.kill('SIGKILL')
       const r = await run
-      assert.equal(r.signal, null, `the waiter did not exit by itself after destroy():\n${r.stdout}\n${r.stderr}`)
-      assert.equal(r.code, 0, `the waiter failed:\n${r.stderr}`)
+      if (ok) {
+        assert.equal(r.signal, null, `the waiter did not exit by itself after destroy():\n${r.stdout}\n${r.stderr}`)
+        assert.equal(r.code, 0, `the waiter failed:\n${r.stderr}`)
+      }
     }
   })
 })
@@ -129,8 +134,9 @@ describe('three processes, one counter', { timeout: 120000 }, () => {
     }
     assert.ok(fences.every((f) => f > 0n && f <= BigInt(Number.MAX_SAFE_INTEGER)))
     assert.equal(new Set(log.map((r) => r.pid)).size, PROCS, 'every process held the lock')
-    const switches = log.filter((r, i) => i > 0 && r.pid !== log[i - 1].pid).length
-    assert.ok(switches >= 3, `the lock passed between processes only ${switches} times: no real contention`)
+    // the processes did contend through the database: some lock() found the key held by another
+    // process (a waiter behind a holder of its own process is handed the key, in one attempt)
+    assert.ok(runs.some((r) => r.lines.find((l) => l.ev === 'done').maxAttempts >= 2), 'no lock() ever had to retry: no contention')
     assert.equal(await pg.lockRow(k), null, 'the key is free at the end')
   })
 })

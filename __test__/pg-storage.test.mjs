@@ -367,7 +367,7 @@ describe('fixes', { timeout: 60000 }, () => {
     assert.equal(await l2.unlock(), true)
     assert.equal(await old.row(k, table, 'pfx'), null)
     const inLocks = await pg.query("select count(*)::int as c from information_schema.tables where table_name = 'locks'")
-    if (inLocks[0].c > 0) assert.deepEqual(await pg.query("select key from locks where key like 'pfx:%'"), [])
+    if (inLocks[0].c > 0) assert.equal((await pg.query("select key from locks where key like 'pfx:%'")).length, 0, 'a row went to `locks`')
   })
 
   test('keyPrefix: the row key is <keyPrefix>:<key>', async () => {
