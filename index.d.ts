@@ -106,6 +106,8 @@ export declare class LockHandle implements AsyncDisposable {
   readonly value: string
   /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */
   readonly expiration: number
+  /** This acquisition's fencing number (a safe integer): greater than every earlier acquisition's of the key. See the README's "Fencing tokens". */
+  readonly fence: number
   /** Releases the lock. Resolves also when it had expired or was released already, and never frees another holder's lock. */
   unlock(): Promise<void>
   /** Makes the lock expire `ttl` ms from now; resolves the handle to use. Rejects with LockError `E_LOCK_EXPIRED` if it is no longer held. */
@@ -170,7 +172,7 @@ export declare class PostgresLock {
 }
 
 export declare class PostgresLockHandle extends RedisLockHandle {
-  /** This acquisition's fencing number: greater than every earlier acquisition's of any key on the table, across processes and restarts. A safe integer. */
+  /** From the table's sequence: greater than every earlier acquisition's of any key on the table, across processes and restarts. */
   readonly fence: number
   extend(ttl?: number): Promise<PostgresLockHandle>
 }

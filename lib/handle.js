@@ -51,6 +51,11 @@ class LockHandle {
     return this.#value
   }
 
+  /** This acquisition's fencing number: greater than every earlier one of the key in this process. */
+  get fence() {
+    return this.#id
+  }
+
   unlock() {
     if (this.#held) {
       this.#held = false
@@ -102,7 +107,7 @@ class RemoteLockHandle extends LockHandle {
     this.attempts = e.attempts
   }
 
-  /** PostgreSQL: this acquisition's fencing number, greater than every earlier one of the key. */
+  /** This acquisition's fencing number, greater than every earlier one of the key (see the README). */
   get fence() {
     return this.#fence
   }

@@ -97,6 +97,7 @@ impl Client {
       out.push(match r {
         Reply::Value(v) => v,
         Reply::Yes => Value::Int(1),
+        Reply::Fenced(f) => Value::Int(f as i64),
         Reply::No => Value::Int(0),
         Reply::Failed(kind, message) => {
           let cause = Cause {

@@ -246,13 +246,13 @@ async fn run_script(
   timeout: Duration,
   again: mpsc::WeakUnboundedSender<Job>,
 ) {
-  let Some((script, key, args)) = job.op.script() else {
+  let Some((script, keys, args)) = job.op.script() else {
     job.answer(Reply::Failed(CauseKind::Server, "NOSCRIPT".into()));
     return;
   };
   let fut = async {
     let mut inv = script.prepare_invoke();
-    inv.key(&*key).arg(args);
+    inv.key(keys).arg(args);
     inv.invoke_async::<Value>(&mut conn).await
   };
   let reply = match tokio::time::timeout(timeout, fut).await {

@@ -10,7 +10,7 @@ use crate::core::CauseKind;
 
 #[derive(Debug, Clone)]
 pub enum Op {
-  /// `SET key token NX PX ttl`
+  /// `SET key token NX PX ttl`, and a fence drawn (`scripts::ACQUIRE`).
   Acquire {
     key: Arc<[u8]>,
     token: String,
@@ -37,6 +37,8 @@ pub enum Op {
   },
   /// `EXISTS key`
   Inspect { key: Arc<[u8]> },
+  /// Raises `key`'s fence counter to `fence` (`scripts::RAISE_FENCE`).
+  RaiseFence { key: Arc<[u8]>, fence: u64 },
   /// Any other command (the drop-in faces); its reply is passed on as it is.
   Command(redis::Cmd),
   /// A script of `scripts.rs` on one key (the drop-in faces); its reply is passed on.
@@ -52,6 +54,8 @@ pub enum Op {
 pub enum Reply {
   /// The operation took effect (key set, deleted, extended; or it exists).
   Yes,
+  /// The lock was taken (acquired or passed on), with this fence.
+  Fenced(u64),
   /// The node answered but refused: the key is held by someone else (or not ours).
   No,
   /// No usable answer: unreachable, timed out, or an error reply.
@@ -60,27 +64,19 @@ pub enum Reply {
   Value(Value),
 }
 
-/// A scripted operation: its script, key and arguments.
-pub type Scripted = (&'static redis::Script, Arc<[u8]>, Vec<String>);
+/// A scripted operation: its script, keys and arguments.
+pub type Scripted = (&'static redis::Script, Vec<Vec<u8>>, Vec<String>);
 
 impl Op {
   /// Appends the command to `pipe` (scripts by EVALSHA; see `run_script` for NOSCRIPT).
   pub fn write(&self, pipe: &mut Pipeline) {
-    if let Some((script, key, args)) = self.script() {
+    if let Some((script, keys, args)) = self.script() {
       pipe
         .cmd("EVALSHA")
         .arg(script.get_hash())
-        .arg(1)
-        .arg(&*key)
+        .arg(keys.len())
+        .arg(keys)
         .arg(args);
-    } else if let Op::Acquire { key, token, ttl_ms } = self {
-      pipe
-        .cmd("SET")
-        .arg(&**key)
-        .arg(token)
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl_ms);
     } else if let Op::Inspect { key } = self {
       pipe.cmd("EXISTS").arg(&**key);
     } else if let Op::Command(cmd) = self {
@@ -90,11 +86,19 @@ impl Op {
 
   /// The script, key and arguments of a scripted operation.
   pub fn script(&self) -> Option<Scripted> {
+    let keep = |ttl_ms: &u64| (ttl_ms + scripts::FENCE_KEEP_MS).to_string();
     Some(match self {
-      Op::Release { key, token, .. } => (&*scripts::RELEASE, key.clone(), vec![token.clone()]),
+      Op::Acquire { key, token, ttl_ms } => (
+        &*scripts::ACQUIRE,
+        vec![key.to_vec(), scripts::fence_key(key)],
+        vec![token.clone(), ttl_ms.to_string(), keep(ttl_ms)],
+      ),
+      Op::Release { key, token, .. } => {
+        (&*scripts::RELEASE, vec![key.to_vec()], vec![token.clone()])
+      }
       Op::Extend { key, token, ttl_ms } => (
         &*scripts::EXTEND,
-        key.clone(),
+        vec![key.to_vec()],
         vec![token.clone(), ttl_ms.to_string()],
       ),
       Op::Transfer {
@@ -104,11 +108,16 @@ impl Op {
         ttl_ms,
       } => (
         &*scripts::TRANSFER,
-        key.clone(),
-        vec![from.clone(), to.clone(), ttl_ms.to_string()],
+        vec![key.to_vec(), scripts::fence_key(key)],
+        vec![to.clone(), ttl_ms.to_string(), keep(ttl_ms), from.clone()],
       ),
-      Op::Script { script, key, args } => (*script, key.clone(), args.clone()),
-      Op::Acquire { .. } | Op::Inspect { .. } | Op::Command(_) => return None,
+      Op::RaiseFence { key, fence } => (
+        &*scripts::RAISE_FENCE,
+        vec![scripts::fence_key(key)],
+        vec![fence.to_string(), scripts::FENCE_KEEP_MS.to_string()],
+      ),
+      Op::Script { script, key, args } => (*script, vec![key.to_vec()], args.clone()),
+      Op::Inspect { .. } | Op::Command(_) => return None,
     })
   }
 }
@@ -125,9 +134,7 @@ pub fn judge(op: &Op, value: &Value) -> Reply {
       format!("{}: {}", e.code(), e.details().unwrap_or("")),
     ),
     (Op::Command(_) | Op::Script { .. }, v) => Reply::Value(v.clone()),
-    (Op::Acquire { .. }, Value::Okay) => Reply::Yes,
-    (Op::Acquire { .. }, Value::SimpleString(s)) if s == "OK" => Reply::Yes,
-    (Op::Acquire { .. }, Value::Nil) => Reply::No,
+    (Op::Acquire { .. } | Op::Transfer { .. }, Value::Int(f)) if *f > 0 => Reply::Fenced(*f as u64),
     (_, Value::Int(1)) => Reply::Yes,
     (_, Value::Int(_)) => Reply::No,
     (_, other) => Reply::Failed(CauseKind::Server, format!("unexpected reply {other:?}")),

@@ -53,6 +53,8 @@ struct Tally {
   all_heard: bool,
   /// The nodes that answered yes or no, by index.
   answered: Vec<usize>,
+  /// The largest fence among the yes votes.
+  fence: Option<u64>,
 }
 
 /// How long a failed round waits for the nodes still out, so its causes name them all.
@@ -88,7 +90,7 @@ impl<E: Endpoint> Redlock<E> {
     (replied < valid_until).then(|| Validity {
       valid_until,
       expires_at: replied + ttl + Duration::from_millis(2) + late,
-      fence: None,
+      fence: t.fence,
     })
   }
 
@@ -114,11 +116,15 @@ impl<E: Endpoint> Redlock<E> {
     let mut heard = vec![false; n];
     let mut count = |t: &mut Tally, i: usize, reply: Reply| {
       heard[i] = true;
-      if matches!(reply, Reply::Yes | Reply::No) {
+      if matches!(reply, Reply::Yes | Reply::Fenced(_) | Reply::No) {
         t.answered.push(i);
       }
       match reply {
         Reply::Yes => t.yes += 1,
+        Reply::Fenced(f) => {
+          t.yes += 1;
+          t.fence = t.fence.max(Some(f));
+        }
         Reply::No => t.no += 1,
         Reply::Failed(kind, message) => t.causes.push(Cause {
           node: self.nodes[i].label().to_string(),
@@ -188,6 +194,22 @@ impl<E: Endpoint> Redlock<E> {
     futures_util::future::join_all(replies).await;
   }
 
+  /// Over N nodes, tells every node the fence the quorum gave (its largest): the next
+  /// quorum may share only one node with this one, and must still draw above it. Sent
+  /// without waiting, long before this lock can expire. Best effort: a node that misses
+  /// it and restarts without persistence falls back on its clock (`scripts::ACQUIRE`).
+  fn raise_fence(&self, key: &Key, fence: Option<u64>) {
+    let Some(fence) = fence.filter(|_| self.nodes.len() > 1) else {
+      return;
+    };
+    for node in &self.nodes {
+      drop(node.call(Op::RaiseFence {
+        key: key.clone(),
+        fence,
+      }));
+    }
+  }
+
   /// Releases everywhere and resolves once a quorum answered, or every node's first try
   /// ended. A node that could not be reached sends the delete again by itself until
   /// `until`, when the key expires anyway.
@@ -227,6 +249,7 @@ impl<E: Endpoint> Store for Redlock<E> {
       .await;
     if tally.yes >= self.quorum {
       if let Some(v) = self.validity(start, ttl, &tally) {
+        self.raise_fence(key, v.fence);
         return Attempt::Won(v);
       }
     }
@@ -298,6 +321,7 @@ impl<E: Endpoint> Store for Redlock<E> {
       .await;
     if tally.yes >= self.quorum {
       if let Some(v) = self.validity(start, ttl, &tally) {
+        self.raise_fence(key, v.fence);
         return Some(v);
       }
     }

@@ -1,11 +1,71 @@
 //! The Redis side of the lock, wire-compatible with node-redlock v3/v4: one string key per
 //! resource, named exactly as the resource, holding the holder's token, with a PX expiry.
-//! Acquire is `SET key token NX PX ttl` (what v4's acquire script does for one key).
-//! Release and extend act only while the stored value is our token; they are Lua scripts
-//! sent by EVALSHA, with a fallback to loading them on NOSCRIPT (redis-rs `Script`).
+//! Acquire is `SET key token NX PX ttl` (what v4's acquire script does for one key), in a
+//! script that also draws the lock's fence from a counter key next to it (`fence_key`).
+//! Release and extend act only while the stored value is our token. Every script is sent
+//! by EVALSHA, with a fallback to loading it on NOSCRIPT (redis-rs `Script`).
 
 use redis::Script;
 use std::sync::LazyLock;
+
+/// The fence of an acquisition, in Lua: the counter KEYS[2] + 1, but at least the server's
+/// clock in µs (`TIME`), so a counter that expired or a node restarted without persistence
+/// still hands out larger numbers than before (while its clock does not step back). The
+/// counter then outlives the lock by an hour (ARGV[3] ms).
+const DRAW_FENCE: &str = r#"
+  local f = redis.call("incr", KEYS[2])
+  local t = redis.call("time")
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if f < now then
+    f = now
+    redis.call("set", KEYS[2], string.format("%d", f))
+  end
+  redis.call("pexpire", KEYS[2], ARGV[3])
+  return f"#;
+
+/// How long a fence counter outlives the lock that last drew from it, in ms.
+pub const FENCE_KEEP_MS: u64 = 3_600_000;
+
+/// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if set, returns the new fence, else 0.
+pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+  Script::new(&format!(
+    r#"if not redis.call("set", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 0 end{DRAW_FENCE}"#
+  ))
+});
+
+/// Raises the fence counter KEYS[1] to ARGV[1] if it is lower (Redlock: the quorum's
+/// largest fence, told to every node so that the next quorum, which shares a node with
+/// this one only, still draws above it).
+pub static RAISE_FENCE: LazyLock<Script> = LazyLock::new(|| {
+  Script::new(
+    r#"local f = tonumber(redis.call("get", KEYS[1]) or "0")
+if f < tonumber(ARGV[1]) then redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2]) end
+return 1"#,
+  )
+});
+
+/// The counter key of `key`'s fences: in `key`'s hash slot (Redis Cluster runs a script
+/// on one slot only). A key with a hash tag keeps it (`<key>:fence`); any other key is
+/// wrapped as the tag (`{<key>}:fence`), unless it holds a `}` (then `<key>:fence`, which
+/// only a single node or Redlock can serve).
+pub fn fence_key(key: &[u8]) -> Vec<u8> {
+  let has_tag = key.iter().position(|&b| b == b'{').is_some_and(|open| {
+    key[open + 1..]
+      .iter()
+      .position(|&b| b == b'}')
+      .is_some_and(|len| len > 0)
+  });
+  let mut out = Vec::with_capacity(key.len() + 8);
+  if has_tag || key.contains(&b'}') {
+    out.extend_from_slice(key);
+  } else {
+    out.push(b'{');
+    out.extend_from_slice(key);
+    out.push(b'}');
+  }
+  out.extend_from_slice(b":fence");
+  out
+}
 
 /// Deletes the key if it holds our token. Returns 1 if deleted, 0 otherwise.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -23,14 +83,27 @@ return 0"#,
   )
 });
 
-/// Hands a key from one token to another (a local handoff in one round trip): if it holds
-/// ARGV[1], it now holds ARGV[2] with a fresh expiry of ARGV[3] ms. Returns 1 or 0.
+/// Hands a key from one token to another (a local handoff in one round trip): if KEYS[1]
+/// holds ARGV[4], it now holds ARGV[1] with a fresh expiry of ARGV[2] ms, and the new
+/// holder's fence is drawn (KEYS[2], ARGV[3] as in ACQUIRE). Returns the fence, or 0.
 pub static TRANSFER: LazyLock<Script> = LazyLock::new(|| {
-  Script::new(
-    r#"if redis.call("get", KEYS[1]) == ARGV[1] then
-  redis.call("set", KEYS[1], ARGV[2], "PX", ARGV[3])
-  return 1
-end
-return 0"#,
-  )
+  Script::new(&format!(
+    r#"if redis.call("get", KEYS[1]) ~= ARGV[4] then return 0 end
+redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2]){DRAW_FENCE}"#
+  ))
 });
+
+#[cfg(test)]
+mod tests {
+  use super::fence_key;
+
+  #[test]
+  fn fence_keys_share_the_lock_keys_slot() {
+    assert_eq!(fence_key(b"invoice:42"), b"{invoice:42}:fence");
+    assert_eq!(fence_key(b"{user:1}:lock"), b"{user:1}:lock:fence");
+    assert_eq!(fence_key(b"a{b"), b"{a{b}:fence");
+    // `{}` is no tag (the whole key is hashed), and a `}` would end ours early.
+    assert_eq!(fence_key(b"a{}b"), b"a{}b:fence");
+    assert_eq!(fence_key(b"a}b"), b"a}b:fence");
+  }
+}

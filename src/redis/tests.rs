@@ -384,3 +384,49 @@ fn a_single_node_decides_alone() {
 fn key() -> Key {
   K.into()
 }
+
+#[test]
+fn the_fence_is_the_quorums_largest_and_every_node_is_raised_to_it() {
+  let nodes = [
+    FakeNode::new("a:1", Reply::Fenced(5)),
+    FakeNode::new("b:1", Reply::Fenced(9)),
+    FakeNode::new("c:1", Reply::Fenced(7)),
+  ];
+  let r = redlock(&nodes);
+  let (attempt, _) = run(r.try_acquire(&key(), TOKEN, TTL));
+  let Attempt::Won(v) = attempt else {
+    panic!("expected Won, got {attempt:?}");
+  };
+  // The round is decided at quorum: the fence is the largest of the votes counted.
+  assert!(
+    v.fence == Some(9) || v.fence == Some(7) || v.fence == Some(5),
+    "{:?}",
+    v.fence
+  );
+  let fence = v.fence.unwrap();
+  for n in &nodes {
+    let raised: Vec<u64> = n
+      .0
+      .ops
+      .lock()
+      .iter()
+      .filter_map(|op| match op {
+        Op::RaiseFence { fence, .. } => Some(*fence),
+        _ => None,
+      })
+      .collect();
+    assert_eq!(raised, vec![fence], "{} was not told the fence", n.label());
+  }
+}
+
+#[test]
+fn one_node_needs_no_raise() {
+  let nodes = [FakeNode::new("a:1", Reply::Fenced(42))];
+  let r = redlock(&nodes);
+  let (attempt, _) = run(r.try_acquire(&key(), TOKEN, TTL));
+  let Attempt::Won(v) = attempt else {
+    panic!("expected Won, got {attempt:?}");
+  };
+  assert_eq!(v.fence, Some(42));
+  assert_eq!(nodes[0].op_count(), 1);
+}

@@ -1,0 +1,132 @@
+// Fencing tokens: `handle.fence` strictly increases for a key across processes, on one Redis
+// node and over three (Redlock), also when the counter is lost (deleted, a node flushed as by
+// a restart without persistence); a protected resource that refuses smaller fences never
+// refuses one (3 processes × 1000 acquisitions). node-redlock's key and value are unchanged
+// (redis-interop.test.mjs). In memory, fences increase per key too.
+import { test, describe, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+
+import { create } from '../index.mjs'
+import { runNode } from './helpers.mjs'
+import { useRedis, valuesOn } from './redis-harness.mjs'
+
+const WORKER = fileURLToPath(new URL('./fixtures/redis-fence-worker.mjs', import.meta.url))
+const servers = await useRedis(3)
+const [one] = servers
+const managers = []
+after(() => Promise.allSettled(managers.map((m) => m.destroy())))
+const mk = (nodes, options = {}) => {
+  const m = create({ type: 'redis', connection: nodes.map((s) => s.options), ...options })
+  managers.push(m)
+  return m
+}
+let n = 0
+const key = (what) => `oxlock:fence:${what}:${++n}`
+
+async function fences(m, k, count) {
+  const out = []
+  for (let i = 0; i < count; i++) {
+    const h = await m.lock(k, 5000)
+    out.push(h.fence)
+    await h.unlock()
+  }
+  return out
+}
+
+function assertIncreasing(xs, what) {
+  for (const [i, x] of xs.entries()) {
+    assert.ok(Number.isSafeInteger(x) && x > 0, `${what}: fence ${i} is ${x}`)
+    if (i > 0) assert.ok(x > xs[i - 1], `${what}: fence ${i} (${x}) is not above ${xs[i - 1]}`)
+  }
+}
+
+describe('fencing tokens on Redis', { timeout: 60000 }, () => {
+  test('one node: fences increase; the counter sits in the key\'s hash slot and outlives the lock by an hour', async () => {
+    const m = mk([one])
+    const k = key('one')
+    const fs = await fences(m, k, 20)
+    assertIncreasing(fs, 'one node')
+    assert.equal(await one.get(`{${k}}:fence`), String(fs.at(-1)))
+    const pttl = Number(await one.cmd('PTTL', `{${k}}:fence`))
+    assert.ok(pttl > 3_600_000 && pttl <= 3_605_000, `PTTL ${pttl}`)
+    // A key with its own hash tag keeps it.
+    const tagged = `{${k}}:job`
+    const h = await m.lock(tagged, 1000)
+    assert.equal(await one.get(`${tagged}:fence`), String(h.fence))
+    await h.unlock()
+  })
+
+  test('the counter deleted (or a node flushed) between acquisitions: the next fence is still larger', async () => {
+    const m = mk([one])
+    const k = key('lost-counter')
+    const [a] = await fences(m, k, 1)
+    await one.cmd('DEL', `{${k}}:fence`)
+    const [b] = await fences(m, k, 1)
+    assert.ok(b > a, `${b} after ${a}`)
+    const r = mk(servers)
+    const k3 = key('flushed')
+    const before = await fences(r, k3, 3)
+    await servers[1].cmd('FLUSHALL')
+    await servers[2].cmd('DEL', `{${k3}}:fence`)
+    const later = await fences(r, k3, 3)
+    assertIncreasing([...before, ...later], 'Redlock with lost counters')
+  })
+
+  test('a local handoff draws a new fence too', async () => {
+    const m = mk([one])
+    const k = key('handoff')
+    const h1 = await m.lock(k, 5000)
+    const p = m.lock(k, 5000)
+    await new Promise((r) => setTimeout(r, 20))
+    await h1.unlock()
+    const h2 = await p
+    assert.ok(h2.fence > h1.fence, `${h2.fence} after ${h1.fence}`)
+    await h2.unlock()
+  })
+
+  for (const [name, nodes, count] of [
+    ['one node, 3 processes × 1000 acquisitions', [one], 1000],
+    ['three nodes (Redlock), 3 processes × 300 acquisitions', servers, 300],
+  ]) {
+    test(`${name}: a resource that refuses smaller fences accepts every write`, async () => {
+      const k = key('procs')
+      const ports = nodes.map((s) => s.port).join(',')
+      const runs = await Promise.all(Array.from({ length: 3 }, () => runNode([WORKER, ports, k, String(count), '3'], { killAfter: 50000 })))
+      let accepted = 0
+      for (const r of runs) {
+        assert.equal(r.code, 0, `a worker failed (code ${r.code}, signal ${r.signal}):\n${r.stderr}`)
+        const done = r.lines.find((l) => l.ev === 'done')
+        assert.ok(done, r.stdout)
+        assert.equal(done.rejected, 0, `a fence was refused by the resource: ${JSON.stringify(done)}`)
+        accepted += done.accepted
+      }
+      assert.equal(accepted, 3 * count)
+      assert.equal(await one.get(`${k}:accepted`), String(3 * count))
+      assert.deepEqual(await valuesOn(nodes, k), nodes.map(() => null))
+    })
+  }
+})
+
+describe('fencing tokens in memory', () => {
+  test('fences increase per key, across managers of the process table', async () => {
+    const a = create({ scope: 'process' })
+    const b = create({ scope: 'process' })
+    const k = key('memory')
+    const seen = []
+    for (let i = 0; i < 10; i++) {
+      const h = await (i % 2 ? a : b).lock(k, 1000)
+      seen.push(h.fence)
+      await h.unlock()
+    }
+    // A waiter's fence is above its predecessor's too.
+    const h1 = await a.lock(k, 1000)
+    const p = b.lock(k, 1000)
+    await h1.unlock()
+    const h2 = await p
+    seen.push(h1.fence, h2.fence)
+    await h2.unlock()
+    assertIncreasing(seen, 'in memory')
+    await Promise.all([a.destroy(), b.destroy()])
+  })
+})
