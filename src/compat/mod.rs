@@ -22,7 +22,7 @@ use crate::redis::{Endpoint, Node, Op, Reply};
 
 /// What a face talks to.
 pub enum Link {
-  Redis(Node),
+  Redis(Box<Node>),
   Postgres(Box<distributed_locks::postgres::Storage>),
 }
 
@@ -44,7 +44,7 @@ impl Client {
       Duration::from_millis(DEFAULT_NODE_TIMEOUT_MS as u64),
       Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS as u64),
     )?;
-    Ok(Client::new(Link::Redis(node), inbox))
+    Ok(Client::new(Link::Redis(Box::new(node)), inbox))
   }
 
   pub fn new(link: Link, inbox: Arc<Inbox>) -> Arc<Client> {

@@ -35,6 +35,8 @@ pub struct Listener {
   watches: Mutex<HashMap<String, Watches>>,
   next_id: Mutex<u64>,
   task: Mutex<Option<tokio::task::AbortHandle>>,
+  /// LISTEN is active on the connection.
+  listening: std::sync::atomic::AtomicBool,
 }
 
 impl Listener {
@@ -50,6 +52,7 @@ impl Listener {
       watches: Mutex::new(HashMap::new()),
       next_id: Mutex::new(0),
       task: Mutex::new(None),
+      listening: std::sync::atomic::AtomicBool::new(false),
     }))
   }
 
@@ -69,6 +72,10 @@ impl Listener {
       .or_default()
       .push((id, state.clone()));
     self.start();
+    if self.listening.load(std::sync::atomic::Ordering::Acquire) {
+      // The key may have been freed between the attempt that found it held and now.
+      state.freed();
+    }
     let me = Arc::downgrade(self);
     KeyWatch::new(
       state,
@@ -178,6 +185,8 @@ async fn run(me: Weak<Listener>) {
     if let Some((client, mut notes)) = connected {
       backoff = RECONNECT_MIN;
       if let Some(l) = me.upgrade() {
+        l.listening
+          .store(true, std::sync::atomic::Ordering::Release);
         l.wake_all();
       }
       loop {
@@ -196,19 +205,12 @@ async fn run(me: Weak<Listener>) {
         }
       }
       // `client` dropped here: its connection task ends.
+      if let Some(l) = me.upgrade() {
+        l.listening
+          .store(false, std::sync::atomic::Ordering::Release);
+      }
     }
     tokio::time::sleep(backoff).await;
     backoff = (backoff * 2).min(RECONNECT_MAX);
-  }
-}
-
-impl Listener {
-  /// Every watch of `key` learns when the holder found by the last attempt expires.
-  pub fn holder_expires(&self, key: &Key, at: Option<std::time::Instant>) {
-    if let Some(list) = self.watches.lock().get(&key_digest(key)) {
-      for (_, w) in list {
-        w.holder_expires(at);
-      }
-    }
   }
 }

@@ -94,11 +94,12 @@ impl Store for PgStore {
         }
       };
     }
-    // Held: tell this key's watches when the holder's ttl runs out.
+    // Held: when the holder's ttl runs out, if the row was visible.
     let left: Option<f64> = rows.first().and_then(|r| r.get(1));
-    let at = left.map(|ms| end + Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-    self.listener.holder_expires(key, at);
-    Attempt::Held
+    match left {
+      Some(ms) => Attempt::HeldUntil(end + Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+      None => Attempt::Held,
+    }
   }
 
   async fn try_extend(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ops::{describe, is_noscript, judge, Op, Reply};
-use super::redlock::Endpoint;
+use super::redlock::{Endpoint, Unwatch};
+use super::subscriber::Subscriber;
 use crate::config::RedisNode;
 use crate::core::{runtime, CauseKind, Error, ErrorKind};
+use crate::remote::WatchState;
 
 struct Job {
   op: Op,
@@ -57,6 +59,10 @@ const MAX_BATCH: usize = 512;
 pub struct Node {
   /// `host:port` (never credentials): how errors name the node.
   label: String,
+  client: redis::Client,
+  timeout: Duration,
+  /// Opened when a waiter first needs it.
+  subscriber: std::sync::OnceLock<Arc<Subscriber>>,
   jobs: mpsc::UnboundedSender<Job>,
   /// Jobs queued or on the wire (a release nobody awaits any more included).
   in_flight: Arc<AtomicUsize>,
@@ -98,12 +104,15 @@ impl Node {
     let rt = runtime::runtime();
     let conn = {
       let _guard = rt.enter();
-      ConnectionManager::new_lazy_with_config(client, config).map_err(config_error)?
+      ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(config_error)?
     };
     let (jobs, rx) = mpsc::unbounded_channel();
     rt.spawn(write_batches(rx, jobs.downgrade(), conn, timeout));
     Ok(Node {
       label: cfg.label.clone(),
+      client,
+      timeout: connect_timeout + timeout,
+      subscriber: std::sync::OnceLock::new(),
       jobs,
       in_flight: Arc::new(AtomicUsize::new(0)),
     })
@@ -117,6 +126,13 @@ impl Endpoint for Node {
 
   fn idle(&self) -> bool {
     self.in_flight.load(Ordering::Acquire) == 0
+  }
+
+  fn watch(&self, key: &[u8], state: Arc<WatchState>) -> Option<Unwatch> {
+    let s = self
+      .subscriber
+      .get_or_init(|| Subscriber::new(self.client.clone(), self.timeout));
+    Some(Box::new(s.watch(key, state)))
   }
 
   fn call(&self, op: Op) -> impl Future<Output = Reply> + Send + use<> {

@@ -22,6 +22,8 @@ pub enum Op {
     key: Arc<[u8]>,
     token: String,
     retry_until: Option<Instant>,
+    /// Publish that the key is free (an unlock; not the take-back of a failed attempt).
+    notify: bool,
   },
   Extend {
     key: Arc<[u8]>,
@@ -71,12 +73,16 @@ impl Op {
   /// Appends the command to `pipe` (scripts by EVALSHA; see `run_script` for NOSCRIPT).
   pub fn write(&self, pipe: &mut Pipeline) {
     if let Some((script, keys, args)) = self.script() {
-      pipe
-        .cmd("EVALSHA")
-        .arg(script.get_hash())
-        .arg(keys.len())
-        .arg(keys)
-        .arg(args);
+      // The take-back of a failed attempt is sent with its source: nobody waits for its
+      // answer, so a NOSCRIPT (a restarted server) could not be followed by a load, and
+      // the attempt's key would stay behind.
+      let take_back = matches!(self, Op::Release { notify: false, .. });
+      let cmd = if take_back {
+        pipe.cmd("EVAL").arg(scripts::RELEASE_SOURCE)
+      } else {
+        pipe.cmd("EVALSHA").arg(script.get_hash())
+      };
+      cmd.arg(keys.len()).arg(keys).arg(args);
     } else if let Op::Inspect { key } = self {
       pipe.cmd("EXISTS").arg(&**key);
     } else if let Op::Command(cmd) = self {
@@ -93,8 +99,15 @@ impl Op {
         vec![key.to_vec(), scripts::fence_key(key)],
         vec![token.clone(), ttl_ms.to_string(), keep(ttl_ms)],
       ),
-      Op::Release { key, token, .. } => {
-        (&*scripts::RELEASE, vec![key.to_vec()], vec![token.clone()])
+      Op::Release {
+        key, token, notify, ..
+      } => {
+        let script = if *notify {
+          &*scripts::RELEASE_NOTIFY
+        } else {
+          &*scripts::RELEASE
+        };
+        (script, vec![key.to_vec()], vec![token.clone()])
       }
       Op::Extend { key, token, ttl_ms } => (
         &*scripts::EXTEND,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::ops::{Op, Reply};
 
 use crate::core::{Cause, CauseKind, Key};
-use crate::remote::{Attempt, Store, Validity};
+use crate::remote::{Attempt, KeyWatch, Store, Validity, WatchState};
 
 /// A node as Redlock sees it: a name for messages and a way to run one operation.
 pub trait Endpoint: Send + Sync + 'static {
@@ -24,7 +24,16 @@ pub trait Endpoint: Send + Sync + 'static {
   fn idle(&self) -> bool {
     true
   }
+
+  /// Fires `state` when `key` may have been freed on this node; the function returned
+  /// stops that. `None`: the node cannot tell.
+  fn watch(&self, _key: &[u8], _state: Arc<WatchState>) -> Option<Unwatch> {
+    None
+  }
 }
+
+/// Stops one node's watch.
+pub type Unwatch = Box<dyn FnOnce() + Send + Sync>;
 
 pub struct Redlock<E: Endpoint> {
   nodes: Vec<Arc<E>>,
@@ -186,6 +195,7 @@ impl<E: Endpoint> Redlock<E> {
         key: key.clone(),
         token: token.to_owned(),
         retry_until: None,
+        notify: false,
       });
       if answered.contains(&i) {
         replies.push(reply);
@@ -222,6 +232,7 @@ impl<E: Endpoint> Redlock<E> {
           key: key.clone(),
           token: token.to_owned(),
           retry_until: Some(until),
+          notify: true,
         })
       })
       .collect();
@@ -284,6 +295,23 @@ impl<E: Endpoint> Store for Redlock<E> {
     } else {
       Attempt::Failed(tally.causes)
     }
+  }
+
+  /// A watch on every node: any of them telling the key was freed wakes the waiter.
+  fn watch(&self, key: &Key) -> Option<KeyWatch> {
+    let state = Arc::new(WatchState::default());
+    let stops: Vec<Unwatch> = self
+      .nodes
+      .iter()
+      .filter_map(|n| n.watch(key, state.clone()))
+      .collect();
+    if stops.is_empty() {
+      return None;
+    }
+    Some(KeyWatch::new(
+      state,
+      Box::new(move || stops.into_iter().for_each(|stop| stop())),
+    ))
   }
 
   async fn release(&self, key: &Key, token: &str, until: Instant) {

@@ -68,10 +68,19 @@ pub fn fence_key(key: &[u8]) -> Vec<u8> {
 }
 
 /// Deletes the key if it holds our token. Returns 1 if deleted, 0 otherwise.
-pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_SOURCE));
+pub const RELEASE_SOURCE: &str = r#"if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end
+return 0"#;
+
+/// RELEASE, and when the key was ours, a PUBLISH on `oxlock:freed:<key>` (the key's
+/// `subscriber::freed_channel`, made here from the key's bytes): waiters in other
+/// processes try again at once instead of at their next retry.
+pub static RELEASE_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
   Script::new(
-    r#"if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end
-return 0"#,
+    r#"if redis.call("get", KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call("del", KEYS[1])
+redis.call("publish", "oxlock:freed:" .. KEYS[1], "")
+return 1"#,
   )
 });
 

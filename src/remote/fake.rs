@@ -156,12 +156,11 @@ impl State {
     let mut keys = self.keys.lock();
     match keys.get(key) {
       Some((_, exp)) if *exp > now => {
-        for (k, w) in self.watches.lock().iter() {
-          if k == key {
-            w.holder_expires(Some(*exp));
-          }
+        if self.watchable.load(Ordering::SeqCst) {
+          Attempt::HeldUntil(*exp)
+        } else {
+          Attempt::Held
         }
-        Attempt::Held
       }
       _ => {
         keys.insert(key.to_vec(), (token.to_owned(), now + ttl));
@@ -239,6 +238,8 @@ impl Store for FakeStore {
       return None;
     }
     let state = Arc::new(WatchState::default());
+    // Listening at once: fire once, as a real store does (see `Store::watch`).
+    state.freed();
     self.watches.lock().push((key.to_vec(), state.clone()));
     Some(KeyWatch::new(state, Box::new(|| {})))
   }

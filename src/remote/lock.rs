@@ -155,7 +155,10 @@ impl<S: Store> RemoteManager<S> {
     ttl: Duration,
     cancel: &Cancel,
   ) -> Result<(Validity, u32, String), Error> {
-    let watch = store.watch(key);
+    // Taken once the key is found held, not before: an uncontended lock costs no
+    // subscription. The store fires a new watch once it listens, so a key freed between
+    // the failed attempt and then is not missed.
+    let mut watch = None;
     let mut attempts = 0u32;
     // Attempts on the retry timer: the budget. Those a notice (or the holder's expiry)
     // triggers come on top, within the same time, so a busy key's waiters are not turned
@@ -167,13 +170,20 @@ impl<S: Store> RemoteManager<S> {
       let token = fresh_token()?;
       // A failure reports the timed attempts: with the budget spent, `retry + 1` (as
       // node-redlock's message says), however many notices woke the waiter in between.
-      let last = match store.try_acquire(key, &token, ttl).await {
+      let (last, expires) = match store.try_acquire(key, &token, ttl).await {
         Attempt::Won(v) => return Ok((v, attempts, token)),
-        Attempt::Held => Error::busy(timed),
-        Attempt::Failed(causes) => Error::unavailable(timed, causes),
+        Attempt::Held => (Error::busy(timed), None),
+        Attempt::HeldUntil(at) => (Error::busy(timed), Some(at)),
+        Attempt::Failed(causes) => (Error::unavailable(timed, causes), None),
       };
       if !self.retry.more_after(timed) || cancel.is_set() {
         return Err(last);
+      }
+      if watch.is_none() {
+        watch = store.watch(key);
+      }
+      if let Some(w) = &watch {
+        w.holder_expires(expires);
       }
       let pause = tokio::time::sleep(self.retry.pause());
       tokio::pin!(pause);
@@ -186,10 +196,14 @@ impl<S: Store> RemoteManager<S> {
         // Woken early: one attempt now, on the same timer.
         attempts += 1;
         let token = fresh_token()?;
-        match store.try_acquire(key, &token, ttl).await {
+        let expires = match store.try_acquire(key, &token, ttl).await {
           Attempt::Won(v) => return Ok((v, attempts, token)),
+          Attempt::HeldUntil(at) => Some(at),
           // Still held (or not reachable): back to the timer, which a cancel also ends.
-          Attempt::Held | Attempt::Failed(_) => {}
+          Attempt::Held | Attempt::Failed(_) => None,
+        };
+        if let Some(w) = &watch {
+          w.holder_expires(expires);
         }
       }
     }
@@ -237,7 +251,7 @@ impl<S: Store> RemoteManager<S> {
       attempts += 1;
       let causes = match store.try_extend(key, token, ttl).await {
         Attempt::Won(v) => return Ok(v),
-        Attempt::Held => return Err(Error::expired()),
+        Attempt::Held | Attempt::HeldUntil(_) => return Err(Error::expired()),
         Attempt::Failed(causes) => causes,
       };
       let now = Instant::now();

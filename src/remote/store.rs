@@ -24,6 +24,8 @@ pub enum Attempt {
   Won(Validity),
   /// The store answered: the key is held by another token (or, for extend, not by ours).
   Held,
+  /// Held, and the holder's ttl runs out at this instant (a waiter may try again then).
+  HeldUntil(Instant),
   /// The store could not decide: why, per node.
   Failed(Vec<Cause>),
 }
@@ -75,9 +77,10 @@ pub trait Store: Send + Sync + 'static {
     std::future::ready(None)
   }
 
-  /// Optional: a watch that fires when `key` may have been freed by another client, taken
-  /// before the first attempt so that no notice between attempts is missed. `None`: the
-  /// waiter retries on its timer only.
+  /// Optional: a watch that fires when `key` may have been freed by another client. Taken
+  /// after the first attempt found the key held; it must fire once as soon as it listens
+  /// (the key may have been freed since that attempt). `None`: the waiter retries on its
+  /// timer only.
   fn watch(&self, _key: &Key) -> Option<KeyWatch> {
     None
   }

@@ -43,6 +43,11 @@ impl KeyWatch {
     }
   }
 
+  /// The holder found by the last attempt expires at `at` (or that is unknown).
+  pub fn holder_expires(&self, at: Option<Instant>) {
+    self.state.holder_expires(at);
+  }
+
   /// Resolves when the key may have been freed: a notice, or the holder's expiry.
   pub async fn freed(&self) {
     let expires = *self.state.holder_expires.lock();
