@@ -144,17 +144,6 @@ describe('module shape', () => {
     assert.equal(typeof l.unlock, 'function')
   })
 
-  test('new PostgresqlStorage(...) / new MongoStorage(...) throw E_UNSUPPORTED', () => {
-    assert.throws(
-      () => new LocksFactory.PostgresqlStorage({ host: '127.0.0.1', port: 5432, database: 'd', username: 'u', password: 'p' }),
-      (e) => e instanceof Error && e.code === 'E_UNSUPPORTED',
-    )
-    assert.throws(
-      () => new LocksFactory.MongoStorage({ url: 'mongodb://127.0.0.1:1', database: 'd' }),
-      (e) => e instanceof Error && e.code === 'E_UNSUPPORTED',
-    )
-  })
-
   test('ESM: import LocksFactory, { FailedToObtainKey } from "oxlock/distributed-locks" works', { timeout: 30000 }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxlock-dl-esm-'))
     try {
