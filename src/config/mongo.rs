@@ -36,8 +36,15 @@ pub struct MongoTarget {
 /// Parses `url` and checks the names. `database` None: the URL's database, else "test".
 /// Timeouts the URL sets (`serverSelectionTimeoutMS`, `connectTimeoutMS`,
 /// `socketTimeoutMS`) are kept; the others get the bounds above.
-pub fn mongo_target(url: &str, database: Option<&str>, collection: &str) -> Result<MongoTarget, Error> {
-  let mut secrets: Vec<String> = url_password(url).into_iter().filter(|p| !p.is_empty()).collect();
+pub fn mongo_target(
+  url: &str,
+  database: Option<&str>,
+  collection: &str,
+) -> Result<MongoTarget, Error> {
+  let mut secrets: Vec<String> = url_password(url)
+    .into_iter()
+    .filter(|p| !p.is_empty())
+    .collect();
   let clean = |m: String| scrub(m, &secrets);
   let mut conn = ConnectionString::parse(url).map_err(|e| {
     config_err(clean(format!(
@@ -60,7 +67,9 @@ pub fn mongo_target(url: &str, database: Option<&str>, collection: &str) -> Resu
     .filter(|d| !d.is_zero())
     .unwrap_or(Duration::from_millis(DEFAULT_MONGO_OP_TIMEOUT_MS));
   let mut options = crate::core::runtime::runtime()
-    .block_on(std::future::IntoFuture::into_future(ClientOptions::parse(conn)))
+    .block_on(std::future::IntoFuture::into_future(ClientOptions::parse(
+      conn,
+    )))
     .map_err(|e| config_err(clean(format!("url is not usable: {}", e.kind))))?;
   if let Some(p) = options.credential.as_ref().and_then(|c| c.password.clone()) {
     if !p.is_empty() && !secrets.contains(&p) {
@@ -130,9 +139,13 @@ pub fn collection_name(c: &str, path: &str) -> Result<(), Error> {
 
 /// `message` with every secret replaced by `***`.
 pub fn scrub(message: String, secrets: &[String]) -> String {
-  secrets
-    .iter()
-    .fold(message, |m, s| if m.contains(s.as_str()) { m.replace(s.as_str(), "***") } else { m })
+  secrets.iter().fold(message, |m, s| {
+    if m.contains(s.as_str()) {
+      m.replace(s.as_str(), "***")
+    } else {
+      m
+    }
+  })
 }
 
 /// The password of `mongodb://user:password@host` as written, to keep it out of messages.
@@ -153,7 +166,10 @@ mod tests {
     assert_eq!(t.database, "test");
     assert_eq!(t.collection, "locks");
     assert_eq!(t.label, "127.0.0.1:27017");
-    assert_eq!(t.op_timeout, Duration::from_millis(DEFAULT_MONGO_OP_TIMEOUT_MS));
+    assert_eq!(
+      t.op_timeout,
+      Duration::from_millis(DEFAULT_MONGO_OP_TIMEOUT_MS)
+    );
     assert_eq!(
       t.options.server_selection_timeout,
       Some(Duration::from_millis(DEFAULT_MONGO_SELECTION_TIMEOUT_MS))
@@ -175,7 +191,10 @@ mod tests {
     assert_eq!(t.database, "app");
     assert_eq!(t.label, "a:1,b:2");
     assert_eq!(t.op_timeout, Duration::from_millis(900));
-    assert_eq!(t.options.server_selection_timeout, Some(Duration::from_millis(1500)));
+    assert_eq!(
+      t.options.server_selection_timeout,
+      Some(Duration::from_millis(1500))
+    );
     assert_eq!(t.options.connect_timeout, Some(Duration::from_millis(700)));
     let t = mongo_target("mongodb://a:1/app", Some("other"), "c").unwrap();
     assert_eq!(t.database, "other");
@@ -204,7 +223,10 @@ mod tests {
 
   #[test]
   fn the_password_is_found() {
-    assert_eq!(url_password("mongodb://u:p%40ss@h/db").as_deref(), Some("p%40ss"));
+    assert_eq!(
+      url_password("mongodb://u:p%40ss@h/db").as_deref(),
+      Some("p%40ss")
+    );
     assert_eq!(url_password("mongodb://u@h/db"), None);
     assert_eq!(url_password("mongodb://h/db"), None);
   }

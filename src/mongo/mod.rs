@@ -59,7 +59,10 @@ impl Mongo {
     let client = Client::with_options(t.options.clone()).map_err(|e| {
       Error::new(
         crate::core::ErrorKind::Config,
-        scrub(format!("cannot set up the MongoDB client: {}", e.kind), &t.secrets),
+        scrub(
+          format!("cannot set up the MongoDB client: {}", e.kind),
+          &t.secrets,
+        ),
       )
     })?;
     let db = client.database(&t.database);
@@ -81,12 +84,17 @@ impl Mongo {
     what: &str,
     op: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
   ) -> Result<mongodb::error::Result<T>, Cause> {
-    tokio::time::timeout(self.op_timeout, op.into_future()).await.map_err(|_| {
-      self.fail(
-        CauseKind::Timeout,
-        format!("no answer within {} ms ({what})", self.op_timeout.as_millis()),
-      )
-    })
+    tokio::time::timeout(self.op_timeout, op.into_future())
+      .await
+      .map_err(|_| {
+        self.fail(
+          CauseKind::Timeout,
+          format!(
+            "no answer within {} ms ({what})",
+            self.op_timeout.as_millis()
+          ),
+        )
+      })
   }
 
   /// Runs one driver operation within the operation bound; any failure is a `Cause`.
@@ -113,13 +121,13 @@ impl Mongo {
       let received = Instant::now();
       let server_ms = match reply.get("localTime") {
         Some(mongodb::bson::Bson::DateTime(d)) => d.timestamp_millis(),
-        _ => {
-          return Err(self.fail(
+        _ => return Err(
+          self.fail(
             CauseKind::Server,
             "the server's hello reply has no localTime (its clock is needed to tell expired locks)"
               .into(),
-          ))
-        }
+          ),
+        ),
       };
       *self.clock.lock() = Some(Reading {
         server_ms,

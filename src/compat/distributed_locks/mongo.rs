@@ -81,7 +81,9 @@ fn start(c: &Client, s: &Arc<Storage>) {
   if s.started.swap(true, Ordering::SeqCst) {
     return;
   }
-  let tick = s.cleanup_every.map_or(CLOCK_REFRESH, |d| d.min(CLOCK_REFRESH));
+  let tick = s
+    .cleanup_every
+    .map_or(CLOCK_REFRESH, |d| d.min(CLOCK_REFRESH));
   let weak = Arc::downgrade(s);
   c.start_job("mongo", async move {
     let mut swept = Instant::now();
