@@ -7,7 +7,7 @@
 //
 //   const [server] = await useMongo(1)     // started now, stopped by an after() hook
 //   server.url                              // mongodb://127.0.0.1:<port>
-//   server.kill() / .stop() / .pause() / .resume() / .restart() / .start()
+//   server.kill() / .stop() / await .pause() / .resume() / .restart() / .start()
 //   const client = await server.client()    // a Node `mongodb` driver client, closed after()
 //
 // If the server is missing the suite fails loudly (scripts/test.sh installs it): it is never
@@ -208,11 +208,32 @@ export class MongoServer {
     this._gone()
   }
 
-  /** SIGSTOP: the port still accepts connections (kernel backlog) but nothing answers. */
-  pause() {
+  /**
+   * SIGSTOP, and waits until every thread of the server has stopped: the stop lands a moment
+   * after the signal, and a request sent in between is still answered. Then the port still
+   * accepts connections (kernel backlog) but nothing answers.
+   */
+  async pause() {
     assert.ok(this.proc, `the server on ${this.port} is not running`)
     this._signal('SIGSTOP')
     this.paused = true
+    const tasks = `/proc/${this.proc.pid}/task`
+    if (!fs.existsSync(tasks)) return sleep(100)
+    const stopped = () =>
+      fs.readdirSync(tasks).every((t) => {
+        try {
+          // "pid (comm) S ...": the state follows the last ')'.
+          const stat = fs.readFileSync(`${tasks}/${t}/stat`, 'utf8')
+          return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2))
+        } catch {
+          return true // a thread that is gone answers nothing
+        }
+      })
+    const deadline = Date.now() + 5000
+    while (!stopped()) {
+      assert.ok(Date.now() < deadline, `the server on ${this.port} did not stop within 5 s of SIGSTOP`)
+      await sleep(2)
+    }
   }
 
   /** SIGCONT. Safe to call when not paused. */

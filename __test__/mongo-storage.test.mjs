@@ -667,7 +667,7 @@ describe('failures: bounded, E_UNAVAILABLE, and recovery', { timeout: 120000 }, 
     try {
       const s = storage({}, srv.url)
       await s.init()
-      srv.pause()
+      await srv.pause()
       const { err, took } = await rejectsUnavailable(s.set('p', 'v', { ttl: 10 }), 12000, 'set() on a paused server')
       assert.ok(took < 8000, `bounded: took ${took} ms`)
       assert.equal(err.failures[0].kind, 'timeout')
