@@ -634,7 +634,20 @@ describe('failures: bounded, E_UNAVAILABLE, and recovery', { timeout: 120000 }, 
       const s = storage({}, srv.url)
       await s.init()
       assert.equal(await s.set('k1', 'v', { ttl: 10 }), true)
+      // Calls every 10 ms, the server killed among them: each one settles, taken or E_UNAVAILABLE.
+      const calls = []
+      const pump = (async () => {
+        for (let i = 0; i < 40; i++) {
+          calls.push(s.set(`m${i}`, 'v', { ttl: 10 }).then((ok) => (ok ? 'taken' : 'held'), (e) => e.code))
+          await sleep(10)
+        }
+      })()
+      await sleep(150)
       await srv.kill()
+      await pump
+      const settled = await withTimeout(Promise.all(calls), 10000, 'every call in flight settles')
+      assert.ok(settled.includes('taken') && settled.includes('E_UNAVAILABLE'), JSON.stringify(settled))
+      assert.deepEqual([...new Set(settled)].sort(), ['E_UNAVAILABLE', 'taken'])
       const { err, took } = await rejectsUnavailable(s.set('k2', 'v', { ttl: 10 }), 10000, 'set() with the server gone')
       assert.ok(took < 6000, `bounded: took ${took} ms`)
       assert.match(err.failures[0].node, /^127\.0\.0\.1:\d+$/)
