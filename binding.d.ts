@@ -30,6 +30,12 @@ export declare function create(context: number, options: unknown, expected?: str
  */
 export declare function destroy(handle: number): number
 
+export declare function dlMongoInit(handle: number): number
+
+export declare function dlMongoSet(handle: number, key: string, value: string, ttlS: number): number
+
+export declare function dlMongoUnset(handle: number, key: string, value: string): number
+
 export declare function dlPgInit(handle: number): number
 
 export declare function dlPgSet(handle: number, key: string, value: string, ttlS: number): number
@@ -89,6 +95,14 @@ export interface FaceInfo {
  * or a `redis://` URL.
  */
 export declare function faceOpen(context: number, connection: unknown): FaceInfo
+
+/**
+ * Opens a MongoStorage's client (connections open on first use): `url` a mongodb://
+ * connection string, `database` None for the URL's (else "test"), `collection` the lock
+ * collection; expired documents are deleted every `cleanup_ms` while it is open (0:
+ * never).
+ */
+export declare function faceOpenMongo(context: number, url: string, database: string | undefined | null, collection: string, cleanupMs: number): FaceInfo
 
 /**
  * Opens a PostgresqlStorage's pool: `connection` is `{ host, port, user, password,

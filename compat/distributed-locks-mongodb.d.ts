@@ -1,1 +1,1 @@
-export { MongoStorage } from './distributed-locks'
+export { MongoStorage, type MongoStorageOptions } from './distributed-locks'

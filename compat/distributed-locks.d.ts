@@ -40,13 +40,27 @@ export declare class LocksFactory {
   close(): Promise<unknown>
 }
 
-/** Not built yet: the constructor throws E_UNSUPPORTED. */
+export interface MongoStorageOptions {
+  /** A mongodb:// connection string (mongodb+srv:// is not supported). */
+  url: string
+  /** Default: the URL's database, else "test". */
+  database?: string
+  /** Default "locks". */
+  collectionName?: string
+  /** Seconds between deletions of expired lock documents while open; 0: none. Default 60. */
+  cleanupInterval?: number
+}
+
+/** distributed-locks-mongodb's storage: documents `{ _id: key, value, ttl, obtained_at }`. */
 export declare class MongoStorage implements Storage {
-  constructor(options?: object)
-  init(): unknown
-  set(key: string, value: string, options: { ttl: number }): boolean
-  unSet(key: string, value: string): boolean
-  close(): unknown
+  constructor(options: MongoStorageOptions)
+  readonly database: string | undefined
+  readonly collectionName: string
+  /** Connects, reads the server's clock, deletes expired documents. */
+  init(): Promise<void>
+  set(key: string, value: string, options: { ttl: number }): Promise<boolean>
+  unSet(key: string, value: string): Promise<true>
+  close(): Promise<void>
 }
 
 export { LocksFactory as LockFactory, RedisStorage, PostgresqlStorage }

@@ -8,7 +8,7 @@
 const { randomUUID } = require('node:crypto')
 const { RedisStorage } = require('./distributed-locks-redis.js')
 const { PostgresqlStorage } = require('./distributed-locks-postgresql.js')
-const { unsupported } = require('./unsupported.js')
+const { MongoStorage } = require('./distributed-locks-mongodb.js')
 
 class FailedToObtainKey extends Error {
   constructor(key, metaData = {}) {
@@ -62,12 +62,6 @@ class LocksFactory {
 
   close() {
     return this.storage.close()
-  }
-}
-
-class MongoStorage {
-  constructor() {
-    throw unsupported('MongoStorage')
   }
 }
 

@@ -9,6 +9,20 @@ if [ ! -x node_modules/.bin/napi ]; then
   npm install --no-fund --no-audit
 fi
 
+# The MongoDB-wire server of the MongoStorage tests: SecantusDB (PyPI, GPL-2.0, a beta server)
+# in a venv of its own under node_modules/.cache (ignored, never packed). Only ever run as a
+# separate test process (__test__/mongo-harness.mjs); nothing of it is linked or shipped.
+SECANTUS_PIN="SecantusDB==0.7.0b3"
+SECANTUS_VENV=node_modules/.cache/secantus
+if [ "$(cat "$SECANTUS_VENV/.pin" 2>/dev/null)" != "$SECANTUS_PIN" ] || [ ! -x "$SECANTUS_VENV/bin/secantusd-py" ]; then
+  echo "== test server: $SECANTUS_PIN into $SECANTUS_VENV"
+  rm -rf "$SECANTUS_VENV"
+  mkdir -p "$(dirname "$SECANTUS_VENV")"
+  python3 -m venv "$SECANTUS_VENV"
+  "$SECANTUS_VENV/bin/pip" install --quiet --disable-pip-version-check "$SECANTUS_PIN"
+  echo "$SECANTUS_PIN" > "$SECANTUS_VENV/.pin"
+fi
+
 echo "== cargo test"
 cargo test --quiet 2>&1 | tee /tmp/oxlock-cargo-test.$$.log
 if grep -q '^warning' /tmp/oxlock-cargo-test.$$.log; then

@@ -9,6 +9,7 @@ pub mod compat;
 pub mod config;
 pub mod core;
 pub mod memory;
+pub mod mongo;
 pub mod postgres;
 pub mod redis;
 pub mod remote;

@@ -1,7 +1,7 @@
 //! The Rust side of the drop-in entry points (`compat/*.js`): fast-locky, exclusive-lock and
 //! distributed-locks' storages, each with the key layout and commands of the package it
 //! replaces. They share `Client`: one connection (`Link`: a Redis node, the same pipelined
-//! connection as the Redlock store, or a PostgreSQL pool), requests that settle once into
+//! connection as the Redlock store, a PostgreSQL pool, or a MongoDB client), requests that settle once into
 //! the JS thread's inbox, and signals for what a face reports by itself (expiries,
 //! refreshes, lost locks).
 
@@ -24,6 +24,8 @@ use crate::redis::{Endpoint, Node, Op, Reply};
 pub enum Link {
   Redis(Box<Node>),
   Postgres(Box<distributed_locks::postgres::Storage>),
+  /// Shared with the storage's background job (clock refresh, clean-up).
+  Mongo(Arc<distributed_locks::mongo::Storage>),
 }
 
 pub struct Client {

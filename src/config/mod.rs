@@ -3,11 +3,13 @@
 //! hands the options over untouched (`napi::options` reads them into a `Value` tree).
 
 mod memory;
+mod mongo;
 mod postgres;
 mod redis;
 mod value;
 
 pub use memory::{InMemoryConfig, Scope};
+pub use mongo::{mongo_target, scrub, MongoTarget};
 pub use postgres::{
   database_from_value, table_name, PgDatabase, PostgresConfig, DEFAULT_PG_TIMEOUT_MS,
 };

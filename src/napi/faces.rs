@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{destroyed, not_initialized, options, register, with_local, Manager};
+use crate::compat::distributed_locks::mongo as mongo_storage;
 use crate::compat::distributed_locks::postgres as pg_storage;
 use crate::compat::distributed_locks::redis as storage;
 use crate::compat::{exclusive, fast_locky, Client, Link};
@@ -64,6 +65,31 @@ pub fn face_open_postgres(
   let handle = register(context, |inbox| {
     let link = Link::Postgres(Box::new(pg_storage::Storage::new(pool, &table)));
     let client = Client::new(link, inbox);
+    id = client.id.as_f64();
+    Ok(Manager::Face(client))
+  })?;
+  Ok(FaceInfo { handle, id })
+}
+
+/// Opens a MongoStorage's client (connections open on first use): `url` a mongodb://
+/// connection string, `database` None for the URL's (else "test"), `collection` the lock
+/// collection; expired documents are deleted every `cleanup_ms` while it is open (0:
+/// never).
+#[napi(catch_unwind)]
+pub fn face_open_mongo(
+  context: f64,
+  url: String,
+  database: Option<String>,
+  collection: String,
+  cleanup_ms: f64,
+) -> Result<FaceInfo, ErrorKind> {
+  let target = crate::config::mongo_target(&url, database.as_deref(), &collection)?;
+  let mongo = crate::mongo::Mongo::new(&target)?;
+  let cleanup = (cleanup_ms > 0.0).then(|| super::millis(cleanup_ms));
+  let mut id = 0.0;
+  let handle = register(context, |inbox| {
+    let storage = mongo_storage::Storage::new(mongo, cleanup);
+    let client = Client::new(Link::Mongo(Arc::new(storage)), inbox);
     id = client.id.as_f64();
     Ok(Manager::Face(client))
   })?;
@@ -200,6 +226,21 @@ pub fn dl_pg_set(handle: f64, key: String, value: String, ttl_s: f64) -> Result<
 #[napi(catch_unwind)]
 pub fn dl_pg_unset(handle: f64, key: String, value: String) -> Result<f64, ErrorKind> {
   run(handle, |c| pg_storage::unset(c, key, value))
+}
+
+#[napi(catch_unwind)]
+pub fn dl_mongo_init(handle: f64) -> Result<f64, ErrorKind> {
+  run(handle, mongo_storage::init)
+}
+
+#[napi(catch_unwind)]
+pub fn dl_mongo_set(handle: f64, key: String, value: String, ttl_s: f64) -> Result<f64, ErrorKind> {
+  run(handle, |c| mongo_storage::set(c, key, value, ttl_s))
+}
+
+#[napi(catch_unwind)]
+pub fn dl_mongo_unset(handle: f64, key: String, value: String) -> Result<f64, ErrorKind> {
+  run(handle, |c| mongo_storage::unset(c, key, value))
 }
 
 /// Stops a face's background work (watchers, refreshes); its connection stays for the
