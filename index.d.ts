@@ -127,6 +127,10 @@ export declare class InMemoryLock {
   lockNs(key: string, ttl?: number | LockOptions): Promise<LockHandle>
   /** Whether `key` is held right now. */
   isLocked(key: string): boolean
+  /** Holds `key` while `fn(signal, handle)` runs (extended automatically), releases it when `fn` settles, resolves `fn`'s result. */
+  using<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  /** `using()` on `${namespace}:${key}`. */
+  usingNs<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases this manager's locks, rejects its queued lock() calls with DestroyedError. Idempotent. */
   destroy(): Promise<void>
 }
@@ -144,6 +148,10 @@ export declare class RedisLock {
   lockNs(key: string, ttl?: number | LockOptions): Promise<RedisLockHandle>
   /** Whether this manager holds `key` right now (within its validity). Sync, no I/O. */
   isLocked(key: string): boolean
+  /** Holds `key` while `fn(signal, handle)` runs (extended automatically), releases it when `fn` settles, resolves `fn`'s result. */
+  using<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  /** `using()` on `${namespace}:${key}`. */
+  usingNs<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases held locks, rejects queued lock() calls, closes the connections. Idempotent. */
   destroy(): Promise<void>
 }
@@ -167,6 +175,10 @@ export declare class PostgresLock {
   lockNs(key: string, ttl?: number | LockOptions): Promise<PostgresLockHandle>
   /** Whether this manager holds `key` right now (within its validity). Sync, no I/O. */
   isLocked(key: string): boolean
+  /** Holds `key` while `fn(signal, handle)` runs (extended automatically), releases it when `fn` settles, resolves `fn`'s result. */
+  using<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  /** `using()` on `${namespace}:${key}`. */
+  usingNs<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases held locks, rejects queued lock() calls, closes the connections. Idempotent. */
   destroy(): Promise<void>
 }
@@ -197,7 +209,19 @@ export declare function create(options?: CreateOptions): Lock
 /** A promise version of setTimeout. */
 export declare function wait(ms: number): Promise<void>
 
-export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE'
+export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_LOCK_LOST'
+
+/** Options of `using()`. */
+export interface UsingOptions {
+  /** The lock's ttl, ms; it is extended half a ttl before it would expire. Default: the manager's. */
+  ttl?: number
+  /** How long the lock may be held in all, ms. Default: no bound. */
+  maxHoldMs?: number
+  /** How many times it may be extended. Default: no bound. */
+  maxExtensions?: number
+  /** Aborts the wait for the lock, and `fn`'s signal. */
+  signal?: AbortSignal
+}
 
 /**
  * `E_LOCK_BUSY`: the resource stayed held for the whole retry budget. `E_LOCK_EXPIRED`:

@@ -105,7 +105,7 @@ async function examples(): Promise<void> {
   } catch (e) {
     if (e instanceof LockError) {
       const code: LockErrorCode = e.code
-      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' = e.code
+      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_LOCK_LOST' = e.code
       const attempts: number = e.attempts
       const res: string = e.resource
       const name: 'LockError' = e.name
@@ -233,3 +233,14 @@ async function postgresExamples(): Promise<void> {
   await Promise.all([pg.destroy(), viaUrl.destroy()])
 }
 void postgresExamples
+
+// using(): the result type follows fn; the signal aborts with E_LOCK_LOST.
+async function usingExamples(lock: InMemoryLock): Promise<void> {
+  const n: number = await lock.using('job', async (signal, h) => {
+    signal.addEventListener('abort', () => void signal.reason)
+    return h.fence
+  }, { ttl: 1000, maxHoldMs: 60000, maxExtensions: 100 })
+  const s: string = await lock.usingNs('job', () => 'done')
+  void [n, s]
+}
+void usingExamples

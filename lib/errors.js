@@ -68,13 +68,17 @@ function expiredError(resource) {
   )
 }
 
-// Redis: no quorum reachable. `causes` keeps node-redlock-era strings ("host:port: why"),
+// What could not be reached, by the manager's type (node-redlock's words for Redis).
+const STORES = { redis: 'a quorum of Redis nodes', postgres: 'PostgreSQL' }
+
+// The store could not be reached. `causes` keeps node-redlock-era strings ("host:port: why"),
 // `failures` the structured form ({ node, kind, message }).
-function unavailableError(resource, e) {
+function unavailableError(resource, e, type) {
   const failures = e.failures
   const causes = failures.map((f) => `${f.node}: ${f.message}`)
   const why = causes.length > 0 ? `: ${causes.join('; ')}` : ''
-  const err = new LockError(`Unable to reach a quorum of Redis nodes for the resource "${resource}" after ${e.attempts} attempts${why}`, {
+  const store = STORES[type] ?? 'the store'
+  const err = new LockError(`Unable to reach ${store} for the resource "${resource}" after ${e.attempts} attempts${why}`, {
     code: 'E_UNAVAILABLE',
     attempts: e.attempts,
     resource,
@@ -85,12 +89,12 @@ function unavailableError(resource, e) {
 }
 
 // A failed remote request, as the error the caller sees.
-function remoteError(e, resource, retry) {
+function remoteError(e, resource, retry, type) {
   switch (e.code) {
     case 'E_LOCK_BUSY':
       return busyError(resource, retry, e.attempts)
     case 'E_UNAVAILABLE':
-      return unavailableError(resource, e)
+      return unavailableError(resource, e, type)
     case 'E_LOCK_EXPIRED':
       return expiredError(resource)
     case 'E_DESTROYED':

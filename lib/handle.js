@@ -144,7 +144,7 @@ class RemoteLockHandle extends LockHandle {
       if (e.kind === 'extended') {
         this.#expiration = e.expiration
         resolve(this)
-      } else reject(remoteError(e.error, this.resource, m._retry))
+      } else reject(remoteError(e.error, this.resource, m._retry, m.type))
     })
   }
 }

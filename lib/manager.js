@@ -7,6 +7,7 @@
 const { native, context } = require('./native.js')
 const { ConfigError, DestroyedError, AbortError, typeError, fromNative } = require('./errors.js')
 const { describe, checkKey, checkTtl, checkSignal } = require('./check.js')
+const { using } = require('./using.js')
 
 // A manager dropped without destroy() still gives its locks and waiters back.
 const finalizer = new FinalizationRegistry((handle) => native.destroy(handle))
@@ -54,6 +55,27 @@ class LockManager {
     } catch (e) {
       return Promise.reject(e)
     }
+  }
+
+  /** Runs `fn(signal, handle)` holding `key`, extending it while `fn` runs, and releases it
+   *  when `fn` settles; resolves `fn`'s result. See lib/using.js. */
+  using(key, fn, options) {
+    try {
+      checkKey(key)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return using(this, key, fn, options, false)
+  }
+
+  /** `using()` on `${namespace}:${key}`. */
+  usingNs(key, fn, options) {
+    try {
+      checkKey(key)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return using(this, key, fn, options, true)
   }
 
   /** Keys this manager holds or awaits (idle keys cost nothing). */

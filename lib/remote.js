@@ -15,7 +15,7 @@ class RemoteLock extends LockManager {
     const req = native.remoteLock(this._handle, key, ttl)
     return this._request(req, { key, signal }, (e, resolve, reject) => {
       if (e.kind === 'locked') resolve(mintRemoteHandle(this, key, e))
-      else reject(remoteError(e.error, key, this._retry))
+      else reject(remoteError(e.error, key, this._retry, this.type))
     })
   }
 

@@ -130,14 +130,72 @@ fn database_from_url(url: &str, path: &str) -> Result<PgDatabase, Error> {
       "{path} must start with postgres:// or postgresql://"
     )));
   }
-  // Nothing of a URL that does not parse is shown: it may hold a password.
-  let config = tokio_postgres::Config::from_str(url)
+  // Nothing of a URL that does not parse is shown: it may hold a password. An `@`, `/`,
+  // `?` or `#` left unencoded in the user or password would move part of the password
+  // into the host (and so into messages): refused.
+  let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+  if let Some(at) = rest.rfind('@') {
+    if rest[..at].contains(['@', '/', '?', '#']) {
+      return Err(config_err(format!(
+        "{path}: the user name and password of a postgres:// URL must be percent-encoded"
+      )));
+    }
+  }
+  let (url, tls) = ssl_from_url(url, path)?;
+  let config = tokio_postgres::Config::from_str(&url)
     .map_err(|_| config_err(format!("{path} is not a valid PostgreSQL URL")))?;
-  let tls = match config.get_ssl_mode() {
-    tokio_postgres::config::SslMode::Require => Some(TlsConfig::default()),
-    _ => None,
-  };
   finish(config, tls, path)
+}
+
+/// The URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, as libpq reads them, taken
+/// out of the URL: `require` encrypts without checking the certificate (unless
+/// `sslrootcert` is given), `verify-ca` / `verify-full` check it against `sslrootcert` or
+/// the system roots; `disable`, `allow` and `prefer` (libpq's default) connect without TLS
+/// (oxlock never falls back from TLS to plain text on its own).
+fn ssl_from_url(url: &str, path: &str) -> Result<(String, Option<TlsConfig>), Error> {
+  let Some((base, query)) = url.split_once('?') else {
+    return Ok((url.to_string(), None));
+  };
+  let (mut mode, mut files) = (None, [None, None, None]);
+  let mut kept = Vec::new();
+  for pair in query.split('&') {
+    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    match k {
+      "sslmode" => mode = Some(v.to_string()),
+      "sslrootcert" => files[0] = Some(v.to_string()),
+      "sslcert" => files[1] = Some(v.to_string()),
+      "sslkey" => files[2] = Some(v.to_string()),
+      _ => kept.push(pair),
+    }
+  }
+  let read = |name: &str, file: &Option<String>| -> Result<Option<Vec<u8>>, Error> {
+    file
+      .as_ref()
+      .map(|f| {
+        std::fs::read(f).map_err(|e| config_err(format!("{path}: cannot read {name} {f:?}: {e}")))
+      })
+      .transpose()
+  };
+  let tls = match mode.as_deref() {
+    None | Some("disable" | "allow" | "prefer") => None,
+    Some(m @ ("require" | "verify-ca" | "verify-full")) => Some(TlsConfig {
+      ca: read("sslrootcert", &files[0])?,
+      cert: read("sslcert", &files[1])?,
+      key: read("sslkey", &files[2])?,
+      insecure: m == "require" && files[0].is_none(),
+    }),
+    Some(other) => {
+      return Err(config_err(format!(
+        "{path}: sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+      )))
+    }
+  };
+  let url = if kept.is_empty() {
+    base.to_string()
+  } else {
+    format!("{base}?{}", kept.join("&"))
+  };
+  Ok((url, tls))
 }
 
 fn database_from_object(m: Obj, path: &str) -> Result<PgDatabase, Error> {

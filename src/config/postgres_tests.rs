@@ -77,3 +77,32 @@ fn postgres_bad_options_name_the_field() {
   let e = err(r#"{"type":"postgres","connection":{"user":"a","username":"b"}}"#);
   assert!(e.message.contains("same option"), "{}", e.message);
 }
+
+#[test]
+fn postgres_url_tls_modes_and_unencoded_passwords() {
+  let tls = |url: &str| {
+    pg(&format!(r#"{{"type":"postgres","connection":"{url}"}}"#))
+      .db
+      .tls
+  };
+  assert_eq!(tls("postgres://h/d"), None);
+  assert_eq!(tls("postgres://h/d?sslmode=prefer"), None);
+  // libpq's require: encrypted, the certificate unchecked.
+  assert!(tls("postgres://h/d?sslmode=require").is_some_and(|t| t.insecure));
+  assert!(tls("postgres://h/d?sslmode=verify-full&connect_timeout=3").is_some_and(|t| !t.insecure));
+  let e = err(r#"{"type":"postgres","connection":"postgres://h/d?sslmode=maybe"}"#);
+  assert!(e.message.contains("sslmode=maybe"), "{}", e.message);
+  let e = err(
+    r#"{"type":"postgres","connection":"postgres://h/d?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem"}"#,
+  );
+  assert!(e.message.contains("sslrootcert"), "{}", e.message);
+  // An unencoded @ or / in the password would put part of it into the host name.
+  for url in [
+    "postgres://app:se@cret@127.0.0.1:1/d",
+    "postgres://app:se/cret@127.0.0.1/d",
+  ] {
+    let e = err(&format!(r#"{{"type":"postgres","connection":"{url}"}}"#));
+    assert!(e.message.contains("percent-encoded"), "{}", e.message);
+    assert!(!e.message.contains("cret"), "{}", e.message);
+  }
+}

@@ -108,6 +108,20 @@ impl Listener {
     }
   }
 
+  /// Nobody waits: the connection closes (the next watch opens it again). Decided under
+  /// the task's lock, which `start` takes after a new watch is in the map.
+  fn stop_if_idle(&self) -> bool {
+    let mut task = self.task.lock();
+    if !self.watches.lock().is_empty() {
+      return false;
+    }
+    *task = None;
+    self
+      .listening
+      .store(false, std::sync::atomic::Ordering::Release);
+    true
+  }
+
   fn wake(&self, digest: &str) {
     if let Some(list) = self.watches.lock().get(digest) {
       for (_, w) in list {
@@ -196,7 +210,12 @@ async fn run(me: Weak<Listener>) {
             _ => break,
           },
           _ = tokio::time::sleep(PING_EVERY) => {
-            let Some(timeout) = me.upgrade().map(|l| l.timeout) else { return };
+            let Some(l) = me.upgrade() else { return };
+            if l.stop_if_idle() {
+              return;
+            }
+            let timeout = l.timeout;
+            drop(l);
             match tokio::time::timeout(timeout, client.simple_query("")).await {
               Ok(Ok(_)) => {}
               _ => break,

@@ -8,7 +8,7 @@ pub mod sql;
 mod store;
 mod tls;
 
-pub use pool::Pool;
+pub use pool::{Failure, Pool};
 pub use store::PgStore;
 
 use std::time::Duration;

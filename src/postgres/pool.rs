@@ -29,6 +29,15 @@ impl Pool {
   ) -> Result<Pool, Error> {
     let mut config = db.config.clone();
     config.connect_timeout(connect_timeout);
+    // Every decision is one statement that must not raise a serialization failure (READ
+    // COMMITTED, whatever the role's default), and the server gives up on a statement when
+    // we do (a row lock held by someone's open transaction must not pile up our calls).
+    let options = format!(
+      "{} -c default_transaction_isolation=read\\ committed -c statement_timeout={}",
+      config.get_options().unwrap_or(""),
+      query_timeout.as_millis()
+    );
+    config.options(options.trim_start());
     let recycling = ManagerConfig {
       recycling_method: RecyclingMethod::Fast,
     };
@@ -69,25 +78,30 @@ impl Pool {
   }
 
   /// Runs one prepared statement (prepared once per connection) within the query timeout.
-  /// A connection whose statement timed out or broke leaves the pool: its reply, if any,
-  /// must never be read as the answer to a later statement.
-  pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Cause> {
-    let client = self.client().await?;
+  /// `Err(Sent(..))`: the statement may have run on the server (it timed out or the
+  /// connection broke after it was sent), so what it would have done may be done.
+  pub async fn query(
+    &self,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+  ) -> Result<Vec<Row>, Failure> {
+    let client = self.client().await.map_err(Failure::NotSent)?;
     let run = async {
       let statement = client.prepare_cached(sql).await?;
       client.query(&statement, params).await
     };
     match tokio::time::timeout(self.query_timeout, run).await {
       Ok(Ok(rows)) => Ok(rows),
+      Ok(Err(e)) if e.as_db_error().is_some() && !client.is_closed() => {
+        Err(Failure::NotSent(self.cause(&e)))
+      }
       Ok(Err(e)) => {
-        if e.as_db_error().is_none() || client.is_closed() {
-          drop(Object::take(client));
-        }
-        Err(self.cause(&e))
+        drop(Object::take(client));
+        Err(Failure::Sent(self.cause(&e)))
       }
       Err(_) => {
-        drop(Object::take(client));
-        Err(self.timeout("waiting for the answer"))
+        drain(client);
+        Err(Failure::Sent(self.timeout("waiting for the answer")))
       }
     }
   }
@@ -102,7 +116,7 @@ impl Pool {
         Err(self.cause(&e))
       }
       Err(_) => {
-        drop(Object::take(client));
+        drain(client);
         Err(self.timeout("waiting for the answer"))
       }
     }
@@ -137,6 +151,40 @@ impl Pool {
     let (kind, message) = describe(e);
     self.fail(kind, message)
   }
+}
+
+/// Why a statement failed, and whether it may have run anyway.
+#[derive(Debug)]
+pub enum Failure {
+  /// It did not reach the server, or the server refused it: nothing was done.
+  NotSent(Cause),
+  /// It was sent and its answer is unknown (timed out, the connection broke).
+  Sent(Cause),
+}
+
+impl Failure {
+  pub fn cause(self) -> Cause {
+    match self {
+      Failure::NotSent(c) | Failure::Sent(c) => c,
+    }
+  }
+}
+
+/// How long a connection whose statement timed out may take to answer before it is closed.
+const DRAIN_MAX: Duration = Duration::from_secs(30);
+
+/// A connection whose statement timed out keeps its pool slot until the server has
+/// answered it (the answer is read and thrown away; `statement_timeout` bounds it), then
+/// goes back to the pool; if it never answers, it is closed. So `poolSize` bounds the
+/// connections a manager opens also while the server is slow, and no answer is ever read
+/// as that of a later statement.
+fn drain(client: Object) {
+  crate::core::runtime::runtime().spawn(async move {
+    match tokio::time::timeout(DRAIN_MAX, client.simple_query("")).await {
+      Ok(Ok(_)) => drop(client),
+      _ => drop(Object::take(client)),
+    }
+  });
 }
 
 /// What went wrong, in words that never include the password (the driver's messages

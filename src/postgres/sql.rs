@@ -8,7 +8,11 @@
 pub const SCHEMA_LOCK: i64 = 0x6f78_6c6f_636b; // "oxlock"
 
 pub struct Statements {
+  /// → (the table exists, the sequence's CACHE or NULL if it does not exist).
+  pub lookup: String,
   pub schema: String,
+  /// The sequence's name, for messages.
+  pub sequence: String,
   /// ($1 key, $2 token, $3 ttl ms) → one row: (fence, NULL) if taken, (NULL, ms the
   /// holder has left) if held, or no row if held by a holder we cannot see yet.
   pub acquire: String,
@@ -31,6 +35,11 @@ impl Statements {
     let fence = format!("\"{table}_fence\"");
     let until = "clock_timestamp() + $3::float8 * interval '1 millisecond'";
     Statements {
+      lookup: format!(
+        "SELECT to_regclass('{t}') IS NOT NULL,
+                (SELECT seqcache FROM pg_sequence WHERE seqrelid = to_regclass('{fence}'))"
+      ),
+      sequence: fence.clone(),
       schema: format!(
         "BEGIN;
          SELECT pg_advisory_xact_lock({SCHEMA_LOCK});
@@ -38,7 +47,7 @@ impl Statements {
            key bytea PRIMARY KEY,
            token text NOT NULL,
            expires_at timestamptz NOT NULL);
-         CREATE SEQUENCE IF NOT EXISTS {fence};
+         CREATE SEQUENCE IF NOT EXISTS {fence} CACHE 1;
          COMMIT;"
       ),
       // The fence is drawn in RETURNING, after the row is ours: a holder that took the key

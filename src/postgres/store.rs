@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use super::listener::Listener;
-use super::pool::Pool;
+use super::pool::{Failure, Pool};
 use super::sql::Statements;
 use crate::core::{runtime, Cause, Key};
 use crate::remote::{Attempt, KeyWatch, Store, Validity};
@@ -42,10 +42,34 @@ impl PgStore {
     })
   }
 
-  async fn ready(&self) -> Result<(), Cause> {
+  /// The table and its sequence exist (created if absent: creating needs the CREATE
+  /// privilege, using them does not), and the sequence hands out numbers in order.
+  async fn ready(&self) -> Result<(), Failure> {
     self
       .schema
-      .get_or_try_init(|| self.pool.batch(&self.sql.schema))
+      .get_or_try_init(|| async {
+        let rows = self.pool.query(&self.sql.lookup, &[]).await?;
+        let (table, cache): (bool, Option<i64>) = (rows[0].get(0), rows[0].get(1));
+        if !table || cache.is_none() {
+          self
+            .pool
+            .batch(&self.sql.schema)
+            .await
+            .map_err(Failure::NotSent)?;
+        }
+        match cache {
+          Some(n) if n > 1 => Err(Failure::NotSent(Cause {
+            node: self.pool.label().to_string(),
+            kind: crate::core::CauseKind::Server,
+            message: format!(
+              "the sequence {} has CACHE {n}: each session would draw from its own block and \
+               fences could go back (ALTER SEQUENCE ... CACHE 1)",
+              self.sql.sequence
+            ),
+          })),
+          _ => Ok(()),
+        }
+      })
       .await
       .map(|_| ())
   }
@@ -54,9 +78,19 @@ impl PgStore {
     &self,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-  ) -> Result<Vec<tokio_postgres::Row>, Cause> {
+  ) -> Result<Vec<tokio_postgres::Row>, Failure> {
     self.ready().await?;
     self.pool.query(sql, params).await
+  }
+
+  /// An acquisition whose answer is unknown may have taken the key under `token`, which
+  /// nobody holds: delete it (compare-and-delete, so only that attempt's row) in the
+  /// background until it would have expired.
+  fn clean_up_unknown(&self, failure: Failure, key: &Key, token: &str, ttl: Duration) -> Cause {
+    if let Failure::Sent(_) = &failure {
+      self.release_in_background(key, token, Instant::now() + ttl, Duration::ZERO);
+    }
+    failure.cause()
   }
 
   fn validity(start: Instant, end: Instant, ttl: Duration, fence: Option<i64>) -> Option<Validity> {
@@ -80,7 +114,7 @@ impl Store for PgStore {
     let k: &[u8] = key;
     let rows = match self.query(&self.sql.acquire, &[&k, &token, &ms(ttl)]).await {
       Ok(rows) => rows,
-      Err(cause) => return Attempt::Failed(vec![cause]),
+      Err(f) => return Attempt::Failed(vec![self.clean_up_unknown(f, key, token, ttl)]),
     };
     let end = Instant::now();
     let fence: Option<i64> = rows.first().and_then(|r| r.get(0));
@@ -111,7 +145,7 @@ impl Store for PgStore {
         Some(v) => Attempt::Won(v),
         None => Attempt::Failed(vec![self.slow(ttl)]),
       },
-      Err(cause) => Attempt::Failed(vec![cause]),
+      Err(f) => Attempt::Failed(vec![f.cause()]),
     }
   }
 
@@ -121,24 +155,7 @@ impl Store for PgStore {
       return;
     }
     // Not reached: keep trying in the background until the row expires anyway.
-    let (pool, sql, key, token) = (
-      self.pool.clone(),
-      self.sql.clone(),
-      key.clone(),
-      token.to_string(),
-    );
-    let background = self.background.clone();
-    background.fetch_add(1, Ordering::AcqRel);
-    runtime::runtime().spawn(async move {
-      while Instant::now() < until {
-        tokio::time::sleep(RELEASE_RETRY).await;
-        let k: &[u8] = &key;
-        if pool.query(&sql.release, &[&k, &token]).await.is_ok() {
-          break;
-        }
-      }
-      background.fetch_sub(1, Ordering::AcqRel);
-    });
+    self.release_in_background(key, token, until, RELEASE_RETRY);
   }
 
   async fn quiesce(&self, within: Duration) {
@@ -155,17 +172,24 @@ impl Store for PgStore {
     let k: &[u8] = key;
     match self.query(&self.sql.inspect, &[&k]).await {
       Ok(rows) => Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0))),
-      Err(cause) => Err(vec![cause]),
+      Err(f) => Err(vec![f.cause()]),
     }
   }
 
   async fn try_transfer(&self, key: &Key, from: &str, to: &str, ttl: Duration) -> Option<Validity> {
     let start = Instant::now();
     let k: &[u8] = key;
-    let rows = self
+    let rows = match self
       .query(&self.sql.transfer, &[&k, &from, &to, &ms(ttl)])
       .await
-      .ok()?;
+    {
+      Ok(rows) => rows,
+      Err(f) => {
+        // It may have passed the key to `to`, which nobody will hold.
+        self.clean_up_unknown(f, key, to, ttl);
+        return None;
+      }
+    };
     let fence: i64 = rows.first()?.get(0);
     let end = Instant::now();
     match Self::validity(start, end, ttl, Some(fence)) {
@@ -184,6 +208,31 @@ impl Store for PgStore {
 }
 
 impl PgStore {
+  /// Deletes `key` where it holds `token`, tried every `pause` (first after `first`)
+  /// until it is done or `until`, when the row expires anyway. `destroy()` waits for it.
+  fn release_in_background(&self, key: &Key, token: &str, until: Instant, first: Duration) {
+    let (pool, sql, key, token) = (
+      self.pool.clone(),
+      self.sql.clone(),
+      key.clone(),
+      token.to_string(),
+    );
+    let background = self.background.clone();
+    background.fetch_add(1, Ordering::AcqRel);
+    runtime::runtime().spawn(async move {
+      let mut pause = first;
+      while Instant::now() < until {
+        tokio::time::sleep(pause).await;
+        pause = RELEASE_RETRY;
+        let k: &[u8] = &key;
+        if pool.query(&sql.release, &[&k, &token]).await.is_ok() {
+          break;
+        }
+      }
+      background.fetch_sub(1, Ordering::AcqRel);
+    });
+  }
+
   fn slow(&self, ttl: Duration) -> Cause {
     Cause {
       node: self.pool.label().to_string(),

@@ -74,7 +74,6 @@ impl Subscriber {
       *n += 1;
       *n
     };
-    self.start();
     {
       let mut w = self.watches.lock();
       for c in &channels {
@@ -89,6 +88,8 @@ impl Subscriber {
         list.push((id, state.clone()));
       }
     }
+    // After the watch is in the map: a task that just stopped for being idle is restarted.
+    self.start();
     let me = Arc::downgrade(self);
     move || {
       let Some(me) = me.upgrade() else { return };
@@ -128,6 +129,18 @@ impl Subscriber {
     if let Some(t) = self.task.lock().take() {
       t.abort();
     }
+  }
+
+  /// Nobody waits: the connection closes (the next watch opens it again). Decided under
+  /// the task's lock, which `start` takes before a new watch subscribes.
+  fn stop_if_idle(&self) -> bool {
+    let mut task = self.task.lock();
+    if !self.watches.lock().is_empty() {
+      return false;
+    }
+    *task = None;
+    *self.changes.lock() = None;
+    true
   }
 
   fn wake(&self, channel: &[u8], payload: &[u8]) {
@@ -211,6 +224,9 @@ async fn run(me: Weak<Subscriber>, mut changes: mpsc::UnboundedReceiver<Change>)
               }
             }
             _ = tokio::time::sleep(PING_EVERY) => {
+              if me.upgrade().is_none_or(|s| s.stop_if_idle()) {
+                return;
+              }
               if !matches!(tokio::time::timeout(timeout, sink.ping::<String>()).await, Ok(Ok(_))) {
                 break;
               }

@@ -48,14 +48,18 @@ impl KeyWatch {
     self.state.holder_expires(at);
   }
 
-  /// Resolves when the key may have been freed: a notice, or the holder's expiry.
+  /// Resolves when the key may have been freed: a notice, or the holder's expiry. The
+  /// expiry counts once: only a new answer that the key is held sets it again, so a store
+  /// that stops answering is not asked again and again once that moment has passed.
   pub async fn freed(&self) {
     let expires = *self.state.holder_expires.lock();
     match expires {
       Some(at) => {
         tokio::select! {
           _ = self.state.notify.notified() => {}
-          _ = tokio::time::sleep_until(at.into()) => {}
+          _ = tokio::time::sleep_until(at.into()) => {
+            self.state.holder_expires.lock().take();
+          }
         }
       }
       None => self.state.notify.notified().await,

@@ -65,15 +65,21 @@ fn storage(c: &Client) -> Result<&Storage, Error> {
   }
 }
 
-fn unavailable(cause: crate::core::Cause) -> Error {
-  Error::unavailable(1, vec![cause])
+/// A statement whose answer is unknown may have taken the key under the lock's value. It
+/// is not deleted behind the caller's back: a Lock keeps one value for every lock() call,
+/// so a late delete could free that Lock's next, valid acquisition. The ttl bounds it.
+fn unavailable(failure: crate::postgres::Failure) -> Error {
+  Error::unavailable(1, vec![failure.cause()])
 }
 
 /// Creates the table if it is absent.
 pub async fn init(c: Arc<Client>) -> Outcome {
   let r = async {
     let s = storage(&c)?;
-    s.pool.batch(&s.init).await.map_err(unavailable)?;
+    s.pool
+      .batch(&s.init)
+      .await
+      .map_err(|c| Error::unavailable(1, vec![c]))?;
     Ok((vec![1], Vec::new()))
   };
   values(r.await)

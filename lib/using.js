@@ -1,0 +1,95 @@
+'use strict'
+
+// `lock.using(key, fn, options)`: the lock is held while `fn(signal, handle)` runs and
+// released when it settles. It is extended automatically, half a ttl before it would
+// expire, within `maxHoldMs` (total) and `maxExtensions`; when it is lost, cannot be
+// extended in time, or a bound is reached, `signal` aborts with a LockError `E_LOCK_LOST`
+// no later than `margin` ms before the lock's validity ends, so `fn` can stop while it
+// still holds the lock. Its timers keep the process alive while fn runs, as fn would.
+
+const { LockError, typeError, rangeError } = require('./errors.js')
+const { describe, checkTtl, checkSignal } = require('./check.js')
+
+/** The margin before the end of the validity at which the signal aborts at the latest. */
+const marginOf = (ttl) => Math.max(20, Math.min(1000, Math.ceil(ttl / 10)))
+
+function lostError(resource, why, cause) {
+  return new LockError(`The lock on resource "${resource}" ${why}.`, { code: 'E_LOCK_LOST', resource, cause })
+}
+
+function readOptions(manager, options) {
+  if (options === undefined || options === null) options = {}
+  if (typeof options !== 'object') throw typeError(`using() options must be an object, got ${describe(options)}`)
+  const { ttl = manager._ttl, maxHoldMs = Infinity, maxExtensions = Infinity, signal } = options
+  checkTtl(ttl)
+  checkSignal(signal)
+  for (const [name, v] of [['maxHoldMs', maxHoldMs], ['maxExtensions', maxExtensions]]) {
+    if (typeof v !== 'number') throw typeError(`${name} must be a number, got ${describe(v)}`)
+    if (!(v >= 0)) throw rangeError(`${name} must be >= 0, got ${v}`)
+  }
+  return { ttl: Math.ceil(ttl), maxHoldMs, maxExtensions, signal }
+}
+
+async function using(manager, key, fn, options, lockNs) {
+  if (typeof fn !== 'function') throw typeError(`using() needs a function, got ${describe(fn)}`)
+  const o = readOptions(manager, options)
+  const handle = await (lockNs ? manager.lockNs(key, { ttl: o.ttl, signal: o.signal }) : manager.lock(key, { ttl: o.ttl, signal: o.signal }))
+  const started = Date.now()
+  const controller = new AbortController()
+  const margin = marginOf(o.ttl)
+  let extensions = 0
+  let done = false
+  let renewTimer
+  let lostTimer
+  const lose = (why, cause) => {
+    if (done || controller.signal.aborted) return
+    clearTimeout(renewTimer)
+    clearTimeout(lostTimer)
+    controller.abort(lostError(handle.resource, why, cause))
+  }
+  const onCallerAbort = () => controller.abort(o.signal.reason)
+  if (o.signal !== undefined) o.signal.addEventListener('abort', onCallerAbort, { once: true })
+  // For the current validity: a renewal half a ttl before its end, and, should that not
+  // succeed in time, the loss `margin` ms before its end.
+  const arm = () => {
+    const left = handle.expiration - Date.now()
+    lostTimer = setTimeout(() => lose('could not be extended before its validity ended'), Math.max(0, left - margin))
+    const holdLeft = started + o.maxHoldMs - Date.now()
+    // An extension must reach past this validity by more than the margin to be of use.
+    if (extensions >= o.maxExtensions || holdLeft <= left + margin) {
+      // No more extensions: the bound is reached when this validity ends.
+      clearTimeout(lostTimer)
+      const why = extensions >= o.maxExtensions ? `reached maxExtensions (${o.maxExtensions})` : `reached maxHoldMs (${o.maxHoldMs} ms)`
+      lostTimer = setTimeout(() => lose(why), Math.max(0, left - margin))
+      return
+    }
+    renewTimer = setTimeout(renew, Math.max(0, left - o.ttl / 2))
+  }
+  const renew = async () => {
+    const ttl = Math.min(o.ttl, Math.max(1, Math.floor(started + o.maxHoldMs - Date.now())))
+    try {
+      await handle.extend(ttl)
+    } catch (e) {
+      if (e && e.code === 'E_LOCK_EXPIRED') lose('was lost (it expired or was taken)', e)
+      // Otherwise (unreachable, slow) the loss timer decides, before the validity ends.
+      return
+    }
+    if (done || controller.signal.aborted) return
+    extensions++
+    clearTimeout(lostTimer)
+    arm()
+  }
+  arm()
+  try {
+    return await fn(controller.signal, handle)
+  } finally {
+    done = true
+    clearTimeout(renewTimer)
+    clearTimeout(lostTimer)
+    if (o.signal !== undefined) o.signal.removeEventListener('abort', onCallerAbort)
+    // unlock() never rejects; an error of fn is never hidden by the release.
+    await handle.unlock().catch(() => {})
+  }
+}
+
+module.exports = { using, marginOf }
