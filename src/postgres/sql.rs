@@ -6,6 +6,8 @@
 /// `pg_advisory_xact_lock` key serialising schema set-up across processes: concurrent
 /// `CREATE ... IF NOT EXISTS` can otherwise fail on the catalog's unique index.
 pub const SCHEMA_LOCK: i64 = 0x6f78_6c6f_636b; // "oxlock"
+/// How long a failed attempt's "someone waits" mark lasts, in seconds.
+const WAITING_S: u32 = 2;
 
 pub struct Statements {
   /// → (the table exists, the sequence's CACHE or NULL if it does not exist).
@@ -14,7 +16,9 @@ pub struct Statements {
   /// The sequence's name, for messages.
   pub sequence: String,
   /// ($1 key, $2 token, $3 ttl ms) → one row: (fence, NULL) if taken, (NULL, ms the
-  /// holder has left) if held, or no row if held by a holder we cannot see yet.
+  /// holder has left) if held, or no row if held by a holder we cannot see yet. Held, it
+  /// marks the row as waited for (`waiting_until`, written at most once a second), which
+  /// makes the holder's process give the key back after `FAIR_HANDOFFS` local handoffs.
   pub acquire: String,
   /// ($1 key, $2 token, $3 ttl ms) → a row if extended.
   pub extend: String,
@@ -22,7 +26,7 @@ pub struct Statements {
   pub release: String,
   /// ($1 key) → (held now?) or no row.
   pub inspect: String,
-  /// ($1 key, $2 from, $3 to, $4 ttl ms) → (fence) if passed on.
+  /// ($1 key, $2 from, $3 to, $4 ttl ms, $5 handoffs so far) → (fence) if passed on.
   pub transfer: String,
   /// The NOTIFY channel: the table's name.
   pub channel: String,
@@ -46,7 +50,8 @@ impl Statements {
          CREATE TABLE IF NOT EXISTS {t} (
            key bytea PRIMARY KEY,
            token text NOT NULL,
-           expires_at timestamptz NOT NULL);
+           expires_at timestamptz NOT NULL,
+           waiting_until timestamptz);
          CREATE SEQUENCE IF NOT EXISTS {fence} CACHE 1;
          COMMIT;"
       ),
@@ -57,7 +62,11 @@ impl Statements {
            INSERT INTO {t} AS l (key, token, expires_at) VALUES ($1, $2, {until})
            ON CONFLICT (key) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
              WHERE l.expires_at <= clock_timestamp()
-           RETURNING nextval('{fence}') AS fence)
+           RETURNING nextval('{fence}') AS fence),
+         mark AS (
+           UPDATE {t} AS l SET waiting_until = clock_timestamp() + interval '{WAITING_S} seconds'
+            WHERE l.key = $1 AND NOT EXISTS (SELECT FROM won)
+              AND (l.waiting_until IS NULL OR l.waiting_until < clock_timestamp() + interval '1 second'))
          SELECT fence, NULL::float8 AS left_ms FROM won
          UNION ALL
          SELECT NULL, (1000 * extract(epoch FROM l.expires_at - clock_timestamp()))::float8
@@ -75,7 +84,9 @@ impl Statements {
       transfer: format!(
         "UPDATE {t} SET token = $3, expires_at = clock_timestamp() + $4::float8 * interval '1 millisecond'
           WHERE key = $1 AND token = $2 AND expires_at > clock_timestamp()
-          RETURNING nextval('{fence}')"
+            AND ($5::int4 < {fair} OR waiting_until IS NULL OR waiting_until <= clock_timestamp())
+          RETURNING nextval('{fence}')",
+        fair = crate::remote::FAIR_HANDOFFS
       ),
       channel: table.to_string(),
     }

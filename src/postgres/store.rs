@@ -176,11 +176,19 @@ impl Store for PgStore {
     }
   }
 
-  async fn try_transfer(&self, key: &Key, from: &str, to: &str, ttl: Duration) -> Option<Validity> {
+  async fn try_transfer(
+    &self,
+    key: &Key,
+    from: &str,
+    to: &str,
+    ttl: Duration,
+    handoffs: u32,
+  ) -> Option<Validity> {
+    let handoffs = handoffs.min(i32::MAX as u32) as i32;
     let start = Instant::now();
     let k: &[u8] = key;
     let rows = match self
-      .query(&self.sql.transfer, &[&k, &from, &to, &ms(ttl)])
+      .query(&self.sql.transfer, &[&k, &from, &to, &ms(ttl), &handoffs])
       .await
     {
       Ok(rows) => rows,

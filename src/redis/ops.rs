@@ -30,12 +30,14 @@ pub enum Op {
     token: String,
     ttl_ms: u64,
   },
-  /// The key passes from token `from` to token `to` (see `scripts::TRANSFER`).
+  /// The key passes from token `from` to token `to` (see `scripts::TRANSFER`), unless
+  /// `handoffs` in a row reached the limit while someone else waits.
   Transfer {
     key: Arc<[u8]>,
     from: String,
     to: String,
     ttl_ms: u64,
+    handoffs: u32,
   },
   /// `EXISTS key`
   Inspect { key: Arc<[u8]> },
@@ -96,8 +98,17 @@ impl Op {
     Some(match self {
       Op::Acquire { key, token, ttl_ms } => (
         &*scripts::ACQUIRE,
-        vec![key.to_vec(), scripts::fence_key(key)],
-        vec![token.clone(), ttl_ms.to_string(), keep(ttl_ms)],
+        vec![
+          key.to_vec(),
+          scripts::fence_key(key),
+          scripts::waiting_key(key),
+        ],
+        vec![
+          token.clone(),
+          ttl_ms.to_string(),
+          keep(ttl_ms),
+          scripts::WAITING_MS.to_string(),
+        ],
       ),
       Op::Release {
         key, token, notify, ..
@@ -119,10 +130,22 @@ impl Op {
         from,
         to,
         ttl_ms,
+        handoffs,
       } => (
         &*scripts::TRANSFER,
-        vec![key.to_vec(), scripts::fence_key(key)],
-        vec![to.clone(), ttl_ms.to_string(), keep(ttl_ms), from.clone()],
+        vec![
+          key.to_vec(),
+          scripts::fence_key(key),
+          scripts::waiting_key(key),
+        ],
+        vec![
+          to.clone(),
+          ttl_ms.to_string(),
+          keep(ttl_ms),
+          from.clone(),
+          handoffs.to_string(),
+          crate::remote::FAIR_HANDOFFS.to_string(),
+        ],
       ),
       Op::RaiseFence { key, fence } => (
         &*scripts::RAISE_FENCE,

@@ -336,7 +336,14 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
   }
 
-  async fn try_transfer(&self, key: &Key, from: &str, to: &str, ttl: Duration) -> Option<Validity> {
+  async fn try_transfer(
+    &self,
+    key: &Key,
+    from: &str,
+    to: &str,
+    ttl: Duration,
+    handoffs: u32,
+  ) -> Option<Validity> {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
     let tally = self
@@ -345,6 +352,7 @@ impl<E: Endpoint> Store for Redlock<E> {
         from: from.to_owned(),
         to: to.to_owned(),
         ttl_ms,
+        handoffs,
       })
       .await;
     if tally.yes >= self.quorum {

@@ -26,10 +26,18 @@ const DRAW_FENCE: &str = r#"
 /// How long a fence counter outlives the lock that last drew from it, in ms.
 pub const FENCE_KEEP_MS: u64 = 3_600_000;
 
-/// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if set, returns the new fence, else 0.
+/// How long a failed acquisition's "someone waits" mark (KEYS[3], `waiting_key`) lasts.
+pub const WAITING_MS: u64 = 2000;
+
+/// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if set, returns the new fence, else marks that
+/// someone waits (KEYS[3] for ARGV[4] ms: local handoffs elsewhere then give way) and
+/// returns 0.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
   Script::new(&format!(
-    r#"if not redis.call("set", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 0 end{DRAW_FENCE}"#
+    r#"if not redis.call("set", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
+  redis.call("set", KEYS[3], "1", "PX", ARGV[4])
+  return 0
+end{DRAW_FENCE}"#
   ))
 });
 
@@ -49,6 +57,15 @@ return 1"#,
 /// wrapped as the tag (`{<key>}:fence`), unless it holds a `}` (then `<key>:fence`, which
 /// only a single node or Redlock can serve).
 pub fn fence_key(key: &[u8]) -> Vec<u8> {
+  side_key(key, b":fence")
+}
+
+/// The "someone waits" mark of `key` (`{<key>}:waiting`, in the key's slot as `fence_key`).
+pub fn waiting_key(key: &[u8]) -> Vec<u8> {
+  side_key(key, b":waiting")
+}
+
+fn side_key(key: &[u8], suffix: &[u8]) -> Vec<u8> {
   let has_tag = key.iter().position(|&b| b == b'{').is_some_and(|open| {
     key[open + 1..]
       .iter()
@@ -63,7 +80,7 @@ pub fn fence_key(key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(key);
     out.push(b'}');
   }
-  out.extend_from_slice(b":fence");
+  out.extend_from_slice(suffix);
   out
 }
 
@@ -94,10 +111,12 @@ return 0"#,
 
 /// Hands a key from one token to another (a local handoff in one round trip): if KEYS[1]
 /// holds ARGV[4], it now holds ARGV[1] with a fresh expiry of ARGV[2] ms, and the new
-/// holder's fence is drawn (KEYS[2], ARGV[3] as in ACQUIRE). Returns the fence, or 0.
+/// holder's fence is drawn (KEYS[2], ARGV[3] as in ACQUIRE). Returns the fence, or 0. It
+/// refuses (0) after ARGV[5] ≥ ARGV[6] handoffs in a row while someone waits (KEYS[3]).
 pub static TRANSFER: LazyLock<Script> = LazyLock::new(|| {
   Script::new(&format!(
-    r#"if redis.call("get", KEYS[1]) ~= ARGV[4] then return 0 end
+    r#"if tonumber(ARGV[5]) >= tonumber(ARGV[6]) and redis.call("exists", KEYS[3]) == 1 then return 0 end
+if redis.call("get", KEYS[1]) ~= ARGV[4] then return 0 end
 redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2]){DRAW_FENCE}"#
   ))
 });

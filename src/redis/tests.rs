@@ -343,7 +343,7 @@ fn transfer_with_a_quorum_passes_the_key() {
     FakeNode::hung("c:1"),
   ];
   let r = redlock(&nodes);
-  let (v, took) = run(r.try_transfer(&key(), TOKEN, "to", TTL));
+  let (v, took) = run(r.try_transfer(&key(), TOKEN, "to", TTL, 0));
   assert!(v.is_some());
   assert!(took < PROMPT, "waited {took:?}");
 }
@@ -358,7 +358,7 @@ fn a_partial_transfer_is_undone_for_the_new_token() {
     FakeNode::no("c:1").delayed(d),
   ];
   let r = redlock(&nodes);
-  let (v, _) = run(r.try_transfer(&key(), TOKEN, "to", TTL));
+  let (v, _) = run(r.try_transfer(&key(), TOKEN, "to", TTL, 0));
   assert_eq!(v, None);
   // Queued on every node before try_transfer returns, so it runs before whatever the
   // caller sends next on the same connections.

@@ -244,7 +244,14 @@ impl Store for FakeStore {
     Some(KeyWatch::new(state, Box::new(|| {})))
   }
 
-  async fn try_transfer(&self, key: &Key, from: &str, to: &str, ttl: Duration) -> Option<Validity> {
+  async fn try_transfer(
+    &self,
+    key: &Key,
+    from: &str,
+    to: &str,
+    ttl: Duration,
+    _handoffs: u32,
+  ) -> Option<Validity> {
     count(&self.calls.transfer);
     self.pause().await;
     if self.is_down() {

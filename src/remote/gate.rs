@@ -14,6 +14,8 @@ use tokio::sync::oneshot;
 pub struct Baton {
   pub token: String,
   pub expires_at: Instant,
+  /// How many local handoffs in a row brought the key to its holder (0: taken fresh).
+  pub handoffs: u32,
 }
 
 #[derive(Default)]

@@ -77,11 +77,21 @@ impl<S: Store> RemoteManager<S> {
             return Outcome::Failed(e);
           }
         };
-        match store.try_transfer(&key, &from.token, &to, ttl).await {
-          Some(v) => Some((v, to)),
+        match store
+          .try_transfer(&key, &from.token, &to, ttl, from.handoffs)
+          .await
+        {
+          Some(v) => Some((v, to, from.handoffs + 1)),
           None => {
             // The previous holder's token must be gone before a SET NX can win.
             store.release(&key, &from.token, from.expires_at).await;
+            if from.handoffs >= super::FAIR_HANDOFFS {
+              // Given back for fairness, maybe: let a waiter elsewhere take it first.
+              tokio::select! {
+                _ = tokio::time::sleep(super::FAIR_COURTESY) => {}
+                _ = cancel.wake.notified() => {}
+              }
+            }
             None
           }
         }
@@ -89,18 +99,21 @@ impl<S: Store> RemoteManager<S> {
       None => None,
     };
     let result = match taken_over {
-      Some((v, token)) => Ok((v, 1, token)),
-      None => self.attempts(&*store, &key, ttl, &cancel).await,
+      Some((v, token, handoffs)) => Ok((v, 1, token, handoffs)),
+      None => self
+        .attempts(&*store, &key, ttl, &cancel)
+        .await
+        .map(|(v, n, token)| (v, n, token, 0)),
     };
     match result {
-      Ok((v, _, token)) if cancel.is_set() => {
+      Ok((v, _, token, _)) if cancel.is_set() => {
         // Aborted (or destroyed) while the last attempt was in flight: give it back.
         store.release(&key, &token, v.expires_at).await;
         Outcome::Failed(Error::busy(0))
       }
-      Ok((v, attempts, token)) => {
+      Ok((v, attempts, token, handoffs)) => {
         gate.armed = false; // the lease owns the gate now
-        Outcome::Locked(self.hold(key.clone(), token, v, attempts))
+        Outcome::Locked(self.hold(key.clone(), token, v, attempts, handoffs))
       }
       Err(e) => Outcome::Failed(e),
     }
@@ -210,7 +223,14 @@ impl<S: Store> RemoteManager<S> {
   }
 
   /// Records a won lease and starts watching its expiry.
-  fn hold(&self, key: Arc<[u8]>, token: String, v: Validity, attempts: u32) -> Lease {
+  fn hold(
+    &self,
+    key: Arc<[u8]>,
+    token: String,
+    v: Validity,
+    attempts: u32,
+    handoffs: u32,
+  ) -> Lease {
     let lock_id = LockId::next();
     self.held.lock().insert(
       lock_id,
@@ -220,6 +240,7 @@ impl<S: Store> RemoteManager<S> {
         valid_until: v.valid_until,
         expires_at: v.expires_at,
         watcher: None,
+        handoffs,
       },
     );
     let watcher = self.watch_expiry(lock_id);

@@ -67,6 +67,8 @@ pub(super) struct Held {
   pub valid_until: Instant,
   pub expires_at: Instant,
   pub watcher: Option<tokio::task::AbortHandle>,
+  /// Local handoffs in a row that brought the key to this holder.
+  pub handoffs: u32,
 }
 
 impl Drop for Held {
@@ -183,6 +185,7 @@ impl<S: Store> RemoteManager<S> {
     let baton = super::gate::Baton {
       token: h.token.clone(),
       expires_at: h.expires_at,
+      handoffs: h.handoffs,
     };
     if h.valid_until > Instant::now() && self.gates.hand_on(&h.key, &baton) {
       return;

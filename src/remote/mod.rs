@@ -12,7 +12,7 @@ mod store;
 mod watch;
 
 pub use manager::{RemoteApi, RemoteManager};
-pub use store::{Attempt, Store, Validity};
+pub use store::{Attempt, Store, Validity, FAIR_COURTESY, FAIR_HANDOFFS};
 pub use watch::{KeyWatch, WatchState};
 
 #[cfg(test)]

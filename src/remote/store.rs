@@ -7,6 +7,13 @@ use std::time::{Duration, Instant};
 use super::KeyWatch;
 use crate::core::{Cause, Key};
 
+/// Local handoffs in a row after which a key goes back to the store when another client
+/// is known to wait for it (see `Store::try_transfer`).
+pub const FAIR_HANDOFFS: u32 = 8;
+/// How long the next local caller lets a key given back for fairness be, before it tries
+/// too: enough for a waiter elsewhere, woken by the release's notice, to take it.
+pub const FAIR_COURTESY: Duration = Duration::from_millis(5);
+
 /// How long a lock taken or extended by an attempt is good for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
@@ -66,13 +73,17 @@ pub trait Store: Send + Sync + 'static {
 
   /// Optional: passes `key` from token `from` to token `to` in one step (a local handoff
   /// in one round trip instead of a delete and a set). `None`: not done, nothing changed
-  /// for `to`; the caller releases `from` and acquires as usual.
+  /// for `to`; the caller releases `from` and acquires as usual. `handoffs`: how many
+  /// local handoffs in a row brought the key to `from`; from `FAIR_HANDOFFS` on, a store
+  /// that knows another client is waiting refuses, so no process keeps a key from others
+  /// by passing it around inside itself.
   fn try_transfer(
     &self,
     _key: &Key,
     _from: &str,
     _to: &str,
     _ttl: Duration,
+    _handoffs: u32,
   ) -> impl Future<Output = Option<Validity>> + Send {
     std::future::ready(None)
   }
