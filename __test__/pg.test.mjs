@@ -78,7 +78,7 @@ describe('the table, the token and the fence', { timeout: 30000 }, () => {
     assert.equal(m.size, 0)
   })
 
-  test('the table and the fence sequence are created on first use (key bytea primary key, token text, expires_at timestamptz)', async () => {
+  test('the table and the fence sequence are created on first use (key bytea primary key, token text, expires_at timestamptz, waiting_until)', async () => {
     const table = `oxlock_first_${process.pid}`
     const exists = async () => (await pg.query('select to_regclass($1) as t, to_regclass($2) as s', [table, `${table}_fence`]))[0]
     assert.deepEqual(await exists(), { t: null, s: null })
@@ -97,6 +97,8 @@ describe('the table, the token and the fence', { timeout: 30000 }, () => {
         { column_name: 'key', data_type: 'bytea', is_nullable: 'NO' },
         { column_name: 'token', data_type: 'text', is_nullable: 'NO' },
         { column_name: 'expires_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
+        // A waiter elsewhere marks the row (fairness: README, "Waking waiters").
+        { column_name: 'waiting_until', data_type: 'timestamp with time zone', is_nullable: 'YES' },
       ],
     )
     const [pk] = await pg.query(

@@ -358,6 +358,18 @@ impl<E: Endpoint> Store for Redlock<E> {
     if tally.yes >= self.quorum {
       if let Some(v) = self.validity(start, ttl, &tally) {
         self.raise_fence(key, v.fence);
+        if tally.yes < self.nodes.len() {
+          // A node that did not pass it on (it refused for fairness, or was not reached)
+          // may still hold the old token, which nobody will release now: delete it there.
+          for node in &self.nodes {
+            drop(node.call(Op::Release {
+              key: key.clone(),
+              token: from.to_owned(),
+              retry_until: None,
+              notify: false,
+            }));
+          }
+        }
         return Some(v);
       }
     }

@@ -430,3 +430,27 @@ fn one_node_needs_no_raise() {
   assert_eq!(v.fence, Some(42));
   assert_eq!(nodes[0].op_count(), 1);
 }
+
+#[test]
+fn a_transfer_a_node_refused_deletes_the_old_token_there() {
+  // The third node refused (someone waits there, or it was not reached): it may still hold
+  // the old token, which nobody would ever release.
+  let nodes = [
+    FakeNode::new("a:1", Reply::Fenced(5)),
+    FakeNode::new("b:1", Reply::Fenced(6)),
+    FakeNode::no("c:1"),
+  ];
+  let r = redlock(&nodes);
+  let (v, _) = run(r.try_transfer(&key(), TOKEN, "to", TTL, 8));
+  assert!(v.is_some());
+  eventually_each(&nodes, |n| n.releases().contains(&TOKEN.to_string()));
+}
+
+/// Waits until `cond` holds for every node (ops are queued asynchronously).
+fn eventually_each(nodes: &[FakeNode], cond: impl Fn(&FakeNode) -> bool) {
+  let end = Instant::now() + BOUND;
+  while !nodes.iter().all(&cond) {
+    assert!(Instant::now() < end, "not within {BOUND:?}");
+    std::thread::sleep(Duration::from_millis(1));
+  }
+}
