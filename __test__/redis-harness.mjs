@@ -308,6 +308,22 @@ export class RedisServer {
     assert.ok(this.proc, `redis on ${this.port} is not running`)
     this._signal('SIGSTOP')
     this.paused = true
+    // kill() returns before the process has stopped: a command sent in that moment could
+    // still be answered. Wait (synchronously, callers do not await) until every thread is.
+    const tasks = `/proc/${this.proc.pid}/task`
+    const stopped = () => {
+      try {
+        return fs.readdirSync(tasks).every((t) => {
+          const stat = fs.readFileSync(`${tasks}/${t}/stat`, 'utf8')
+          return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2))
+        })
+      } catch {
+        return true // gone, or no /proc: nothing more to wait for
+      }
+    }
+    const end = Date.now() + 1000
+    const nap = new Int32Array(new SharedArrayBuffer(4))
+    while (!stopped() && Date.now() < end) Atomics.wait(nap, 0, 0, 1)
   }
 
   /** SIGCONT. Safe to call when not paused. */
