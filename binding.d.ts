@@ -154,6 +154,8 @@ export interface ManagerInfo {
   defaultTtl: number
   /** Attempts after the first (for node-redlock's busy message); negative: no limit. */
   retry: number
+  /** What its signals (`lost`, `error`, `reconnect`) carry as `source` (remote managers). */
+  id?: number
 }
 
 export interface NativeCause {

@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events'
+
 /** One Redis master: an object or a `redis://` / `rediss://` URL. */
 export type RedisConnection =
   | string
@@ -115,7 +117,12 @@ export declare class LockHandle implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>
 }
 
-export declare class InMemoryLock {
+export declare class InMemoryLock extends EventEmitter {
+  /** 'lost': a held lock expired (or was taken) before its unlock. 'extended': an extend succeeded. 'error': a node failed a call (no listener: nothing happens). 'reconnect': it answers again. */
+  on(event: 'lost', listener: (e: { resource: string }) => void): this
+  on(event: 'extended', listener: (e: { resource: string; value: string; expiration: number }) => void): this
+  on(event: 'error', listener: (err: NodeFailureError) => void): this
+  on(event: 'reconnect', listener: (e: { node: string }) => void): this
   constructor(options?: CreateOptions)
   readonly namespace: string | undefined
   readonly type: 'inMemory'
@@ -136,7 +143,12 @@ export declare class InMemoryLock {
 }
 
 /** A Redis (Redlock) lock manager. */
-export declare class RedisLock {
+export declare class RedisLock extends EventEmitter {
+  /** 'lost': a held lock expired (or was taken) before its unlock. 'extended': an extend succeeded. 'error': a node failed a call (no listener: nothing happens). 'reconnect': it answers again. */
+  on(event: 'lost', listener: (e: { resource: string }) => void): this
+  on(event: 'extended', listener: (e: { resource: string; value: string; expiration: number }) => void): this
+  on(event: 'error', listener: (err: NodeFailureError) => void): this
+  on(event: 'reconnect', listener: (e: { node: string }) => void): this
   constructor(options?: CreateOptions)
   readonly namespace: string | undefined
   readonly type: 'redis'
@@ -163,7 +175,12 @@ export declare class RedisLockHandle extends LockHandle {
 }
 
 /** A PostgreSQL lock manager: locks are rows of one table, decided by the database's clock. */
-export declare class PostgresLock {
+export declare class PostgresLock extends EventEmitter {
+  /** 'lost': a held lock expired (or was taken) before its unlock. 'extended': an extend succeeded. 'error': a node failed a call (no listener: nothing happens). 'reconnect': it answers again. */
+  on(event: 'lost', listener: (e: { resource: string }) => void): this
+  on(event: 'extended', listener: (e: { resource: string; value: string; expiration: number }) => void): this
+  on(event: 'error', listener: (err: NodeFailureError) => void): this
+  on(event: 'reconnect', listener: (e: { node: string }) => void): this
   constructor(options?: CreateOptions)
   readonly namespace: string | undefined
   readonly type: 'postgres'
@@ -246,6 +263,13 @@ export interface NodeFailure {
   node: string
   kind: 'refused' | 'timeout' | 'dns' | 'tls' | 'auth' | 'closed' | 'server' | 'io'
   message: string
+}
+/** What a manager's 'error' event carries: one node (or database) failed a call. */
+export interface NodeFailureError extends Error {
+  readonly code: 'E_NODE_FAILURE'
+  /** `host:port` (never credentials) */
+  readonly node: string
+  readonly kind: NodeFailure['kind']
 }
 /** A configuration problem (`E_CONFIG`). Wrong-typed / out-of-range options throw TypeError / RangeError with the same code. */
 export declare class ConfigError extends Error {

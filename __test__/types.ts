@@ -244,3 +244,12 @@ async function usingExamples(lock: InMemoryLock): Promise<void> {
   void [n, s]
 }
 void usingExamples
+
+// Events: typed listeners on every manager.
+function eventExamples(lock: InMemoryLock, redis: RedisLock): void {
+  lock.on('lost', (e) => void e.resource)
+  redis.on('extended', (e) => void [e.resource, e.value, e.expiration])
+  redis.on('error', (err) => void [err.code, err.node, err.kind])
+  redis.on('reconnect', (e) => void e.node)
+}
+void eventExamples

@@ -38,6 +38,16 @@ function setSignalHandler(fn) {
   onSignal = fn
 }
 
+// Managers' signals (`lost`, `error`, `reconnect`), by the id they carry. Weak: a manager
+// nobody destroys can still be collected (its finalizer destroys it).
+const managers = new Map()
+function addManagerSignals(id, manager) {
+  managers.set(id, new WeakRef(manager))
+}
+function removeManagerSignals(id) {
+  managers.delete(id)
+}
+
 function deliver(events) {
   // One event's failure (a listener that throws) must not lose the others, already drained.
   let failure
@@ -53,7 +63,11 @@ function deliver(events) {
 
 function deliverOne(e) {
   if (e.kind === 'granted') grant(e.id)
-  else if (e.kind === 'signal') onSignal(e)
+  else if (e.kind === 'signal') {
+    const m = managers.get(e.source)?.deref()
+    if (m !== undefined) m._signal(e.signal, e.key, e.error)
+    else onSignal(e)
+  }
   else {
     const w = take(e.id)
     // Unknown: an aborted request (the native side gives back what it took).
@@ -63,4 +77,4 @@ function deliverOne(e) {
 
 setEventHandler(deliver)
 
-module.exports = { grant, forget, take, setSignalHandler }
+module.exports = { grant, forget, take, setSignalHandler, addManagerSignals, removeManagerSignals }

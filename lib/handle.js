@@ -38,6 +38,20 @@ class LockHandle {
     this.#id = id
     /** The locked key, exactly as stored. */
     this.resource = resource
+    // In memory, 'lost' is noticed here (remote managers signal it from the core).
+    if (id !== 0 && manager.listenerCount('lost') > 0) this.#watchLost()
+  }
+
+  // At the lock's expiry: if it was not unlocked (nor extended), it is lost.
+  #watchLost() {
+    const exp = native.expiration(this.#manager._handle, this.#id)
+    if (!this.#held) return
+    // Gone from the table, or past its expiry (the table may drop it lazily).
+    if (exp === 0 || exp <= Date.now()) {
+      this.#manager.emit('lost', { resource: this.resource })
+      return
+    }
+    setTimeout(() => this.#watchLost(), Math.max(1, exp - Date.now() + 1)).unref()
   }
 
   /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */
@@ -77,7 +91,10 @@ class LockHandle {
     args[0] = m._handle
     args[1] = this.#id
     args[2] = ttl
-    if (this.#held && native.extend()) return Promise.resolve(this)
+    if (this.#held && native.extend()) {
+      if (m.listenerCount('extended') > 0) m.emit('extended', { resource: this.resource, value: this.value, expiration: this.expiration })
+      return Promise.resolve(this)
+    }
     return Promise.reject(expiredError(this.resource))
   }
 
@@ -144,6 +161,7 @@ class RemoteLockHandle extends LockHandle {
       if (e.kind === 'extended') {
         this.#expiration = e.expiration
         resolve(this)
+        if (m.listenerCount('extended') > 0) m.emit('extended', { resource: this.resource, value: this.#value, expiration: e.expiration })
       } else reject(remoteError(e.error, this.resource, m._retry, m.type))
     })
   }

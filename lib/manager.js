@@ -4,7 +4,9 @@
 // them, and the argument checks of lock() / lockNs(). A backend adds `_acquire(key, ttl,
 // signal)` and `destroy()`.
 
+const { EventEmitter } = require('node:events')
 const { native, context } = require('./native.js')
+const { addManagerSignals, removeManagerSignals } = require('./events.js')
 const { ConfigError, DestroyedError, AbortError, typeError, fromNative } = require('./errors.js')
 const { describe, checkKey, checkTtl, checkSignal } = require('./check.js')
 const { using } = require('./using.js')
@@ -23,9 +25,15 @@ function createNative(options, expected) {
   }
 }
 
-class LockManager {
+// Events (an EventEmitter; none is needed, and an 'error' with no listener is dropped):
+//   'lost'      { resource }            a held lock expired (or was taken) before its unlock
+//   'extended'  { resource, value, expiration }
+//   'error'     Error { code: 'E_NODE_FAILURE', node, kind }   a node (database) failed a call
+//   'reconnect' { node }                it answers again after failing
+class LockManager extends EventEmitter {
   // `info` is passed by create(), which has made the native manager already.
   constructor(options, type, info = createNative(options, type)) {
+    super()
     /** The prefix lockNs() puts before keys. */
     this.namespace = info.namespace === null ? undefined : info.namespace
     this.type = info.type
@@ -33,7 +41,23 @@ class LockManager {
     this._ttl = info.defaultTtl
     this._retry = info.retry
     this._destroyed = false
+    this._id = info.id ?? undefined
+    if (this._id !== undefined) addManagerSignals(this._id, this)
     finalizer.register(this, info.handle, this)
+  }
+
+  // A signal of the native manager (lib/events.js).
+  _signal(name, key, error) {
+    if (name === 'lost') this.emit('lost', { resource: key })
+    else if (name === 'reconnect') this.emit('reconnect', { node: key })
+    else if (name === 'error' && this.listenerCount('error') > 0) {
+      const f = error?.failures?.[0] ?? { node: key, kind: 'io', message: 'failed' }
+      const err = new Error(`${f.node}: ${f.message}`)
+      err.code = 'E_NODE_FAILURE'
+      err.node = f.node
+      err.kind = f.kind
+      this.emit('error', err)
+    }
   }
 
   /** Locks `key` as given. Resolves a LockHandle. */
@@ -115,6 +139,7 @@ class LockManager {
   _markDestroyed() {
     if (this._destroyed) return false
     this._destroyed = true
+    if (this._id !== undefined) removeManagerSignals(this._id)
     finalizer.unregister(this)
     return true
   }

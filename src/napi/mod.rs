@@ -147,6 +147,8 @@ pub struct ManagerInfo {
   pub default_ttl: f64,
   /// Attempts after the first (for node-redlock's busy message); negative: no limit.
   pub retry: f64,
+  /// What its signals (`lost`, `error`, `reconnect`) carry as `source` (remote managers).
+  pub id: Option<f64>,
 }
 
 /// Parses `options` (the object given to `create()`, untouched) and creates the manager
@@ -175,8 +177,9 @@ pub fn create(
       .into(),
     );
   }
+  let mut id = None;
   let handle = register(context, |inbox| {
-    Ok(match &cfg.backend {
+    let manager = match &cfg.backend {
       Backend::InMemory(m) => Manager::Memory(MemoryManager::new(m, inbox)),
       Backend::Redis(r) => {
         let store = crate::redis::connect(r)?;
@@ -188,7 +191,11 @@ pub fn create(
         let bound = crate::postgres::destroy_bound(p);
         Manager::Remote(RemoteManager::new(store, p.retry, inbox, bound))
       }
-    })
+    };
+    if let Manager::Remote(r) = &manager {
+      id = Some(r.id().as_f64());
+    }
+    Ok(manager)
   })?;
   Ok(ManagerInfo {
     handle,
@@ -196,6 +203,7 @@ pub fn create(
     namespace: cfg.namespace.clone(),
     default_ttl: cfg.default_ttl_ms,
     retry: cfg.backend.retry_count() as f64,
+    id,
   })
 }
 

@@ -11,9 +11,13 @@ use tokio_postgres::{NoTls, Row};
 use super::tls;
 use crate::config::PgDatabase;
 use crate::core::{Cause, CauseKind, Error};
+use crate::remote::Health;
+use std::sync::Arc;
 
 pub struct Pool {
   inner: deadpool_postgres::Pool,
+  /// For the manager's `error` / `reconnect` events.
+  pub health: Arc<Health>,
   pub db: PgDatabase,
   pub connect_timeout: Duration,
   pub query_timeout: Duration,
@@ -55,6 +59,7 @@ impl Pool {
       .map_err(|e| Error::internal(format!("cannot build the PostgreSQL pool: {e}")))?;
     Ok(Pool {
       inner,
+      health: Health::new(&db.label),
       db: db.clone(),
       connect_timeout,
       query_timeout,
@@ -85,6 +90,17 @@ impl Pool {
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
   ) -> Result<Vec<Row>, Failure> {
+    let r = self.run(sql, params).await;
+    match &r {
+      Ok(_) => self.health.ok(),
+      // The server answered (with an error of its own): it is up.
+      Err(Failure::NotSent(c)) if c.kind == CauseKind::Server => self.health.ok(),
+      Err(Failure::NotSent(c) | Failure::Sent(c)) => self.health.failed(c.kind, &c.message),
+    }
+    r
+  }
+
+  async fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Failure> {
     let client = self.client().await.map_err(Failure::NotSent)?;
     let run = async {
       let statement = client.prepare_cached(sql).await?;

@@ -10,7 +10,8 @@ pub const SCHEMA_LOCK: i64 = 0x6f78_6c6f_636b; // "oxlock"
 const WAITING_S: u32 = 2;
 
 pub struct Statements {
-  /// → (the table exists, the sequence's CACHE or NULL if it does not exist).
+  /// → (the table exists, the sequence's CACHE or NULL if it does not exist, the table
+  /// has `waiting_until`: a table made by an earlier oxlock lacks it).
   pub lookup: String,
   pub schema: String,
   /// The sequence's name, for messages.
@@ -41,7 +42,9 @@ impl Statements {
     Statements {
       lookup: format!(
         "SELECT to_regclass('{t}') IS NOT NULL,
-                (SELECT seqcache FROM pg_sequence WHERE seqrelid = to_regclass('{fence}'))"
+                (SELECT seqcache FROM pg_sequence WHERE seqrelid = to_regclass('{fence}')),
+                EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('{t}')
+                          AND attname = 'waiting_until' AND NOT attisdropped)"
       ),
       sequence: fence.clone(),
       schema: format!(
@@ -53,6 +56,7 @@ impl Statements {
            expires_at timestamptz NOT NULL,
            waiting_until timestamptz);
          CREATE SEQUENCE IF NOT EXISTS {fence} CACHE 1;
+         ALTER TABLE {t} ADD COLUMN IF NOT EXISTS waiting_until timestamptz;
          COMMIT;"
       ),
       // The fence is drawn in RETURNING, after the row is ours: a holder that took the key

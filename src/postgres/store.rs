@@ -49,8 +49,9 @@ impl PgStore {
       .schema
       .get_or_try_init(|| async {
         let rows = self.pool.query(&self.sql.lookup, &[]).await?;
-        let (table, cache): (bool, Option<i64>) = (rows[0].get(0), rows[0].get(1));
-        if !table || cache.is_none() {
+        let (table, cache, column): (bool, Option<i64>, bool) =
+          (rows[0].get(0), rows[0].get(1), rows[0].get(2));
+        if !table || cache.is_none() || !column {
           self
             .pool
             .batch(&self.sql.schema)
@@ -212,6 +213,10 @@ impl Store for PgStore {
 
   fn watch(&self, key: &Key) -> Option<KeyWatch> {
     Some(self.listener.watch(key))
+  }
+
+  fn set_reporter(&self, r: crate::remote::Reporter) {
+    self.pool.health.set_reporter(r);
   }
 }
 

@@ -16,7 +16,7 @@ use super::redlock::{Endpoint, Unwatch};
 use super::subscriber::Subscriber;
 use crate::config::RedisNode;
 use crate::core::{runtime, CauseKind, Error, ErrorKind};
-use crate::remote::WatchState;
+use crate::remote::{Health, Reporter, WatchState};
 
 struct Job {
   op: Op,
@@ -63,6 +63,7 @@ pub struct Node {
   timeout: Duration,
   /// Opened when a waiter first needs it.
   subscriber: std::sync::OnceLock<Arc<Subscriber>>,
+  health: Arc<Health>,
   jobs: mpsc::UnboundedSender<Job>,
   /// Jobs queued or on the wire (a release nobody awaits any more included).
   in_flight: Arc<AtomicUsize>,
@@ -107,12 +108,20 @@ impl Node {
       ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(config_error)?
     };
     let (jobs, rx) = mpsc::unbounded_channel();
-    rt.spawn(write_batches(rx, jobs.downgrade(), conn, timeout));
+    let health = Health::new(&cfg.label);
+    rt.spawn(write_batches(
+      rx,
+      jobs.downgrade(),
+      conn,
+      timeout,
+      health.clone(),
+    ));
     Ok(Node {
       label: cfg.label.clone(),
       client,
       timeout: connect_timeout + timeout,
       subscriber: std::sync::OnceLock::new(),
+      health,
       jobs,
       in_flight: Arc::new(AtomicUsize::new(0)),
     })
@@ -126,6 +135,10 @@ impl Endpoint for Node {
 
   fn idle(&self) -> bool {
     self.in_flight.load(Ordering::Acquire) == 0
+  }
+
+  fn set_reporter(&self, r: Reporter) {
+    self.health.set_reporter(r);
   }
 
   fn watch(&self, key: &[u8], state: Arc<WatchState>) -> Option<Unwatch> {
@@ -163,6 +176,7 @@ async fn write_batches(
   again: mpsc::WeakUnboundedSender<Job>,
   conn: ConnectionManager,
   timeout: Duration,
+  health: Arc<Health>,
 ) {
   while let Some(first) = rx.recv().await {
     // Let every task that is ready run first (tokio would run us next, from its LIFO
@@ -180,7 +194,13 @@ async fn write_batches(
     // reach the server in the order they were queued (a clean-up never overtakes the
     // command it cleans up), which spawned tasks alone would not guarantee. The rest, the
     // wait for the replies, runs as a task of its own.
-    let mut send = Box::pin(send_batch(batch, conn.clone(), timeout, again.clone()));
+    let mut send = Box::pin(send_batch(
+      batch,
+      conn.clone(),
+      timeout,
+      again.clone(),
+      health.clone(),
+    ));
     if futures_util::poll!(send.as_mut()).is_pending() {
       tokio::spawn(send);
     }
@@ -192,6 +212,7 @@ async fn send_batch(
   mut conn: ConnectionManager,
   timeout: Duration,
   again: mpsc::WeakUnboundedSender<Job>,
+  health: Arc<Health>,
 ) {
   let mut pipe = redis::pipe();
   pipe.ignore_errors();
@@ -201,6 +222,7 @@ async fn send_batch(
   let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
   match replies {
     Ok(Ok(values)) if values.len() == batch.len() => {
+      health.ok();
       for (mut job, value) in batch.into_iter().zip(values) {
         if is_noscript(&value) {
           tokio::spawn(run_script(job, conn.clone(), timeout, again.clone()));
@@ -221,9 +243,13 @@ async fn send_batch(
     ),
     Ok(Err(e)) => {
       let (kind, why) = describe(&e);
+      health.failed(kind, &why);
       fail_all(batch, kind, why, &again)
     }
-    Err(_) => fail_all(batch, CauseKind::Timeout, no_reply(timeout), &again),
+    Err(_) => {
+      health.failed(CauseKind::Timeout, &no_reply(timeout));
+      fail_all(batch, CauseKind::Timeout, no_reply(timeout), &again)
+    }
   }
 }
 

@@ -25,6 +25,9 @@ pub trait Endpoint: Send + Sync + 'static {
     true
   }
 
+  /// Where to tell this node's connection failures and recoveries.
+  fn set_reporter(&self, _r: crate::remote::Reporter) {}
+
   /// Fires `state` when `key` may have been freed on this node; the function returned
   /// stops that. `None`: the node cannot tell.
   fn watch(&self, _key: &[u8], _state: Arc<WatchState>) -> Option<Unwatch> {
@@ -294,6 +297,12 @@ impl<E: Endpoint> Store for Redlock<E> {
       Attempt::Held
     } else {
       Attempt::Failed(tally.causes)
+    }
+  }
+
+  fn set_reporter(&self, r: crate::remote::Reporter) {
+    for n in &self.nodes {
+      n.set_reporter(r.clone());
     }
   }
 

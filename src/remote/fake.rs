@@ -115,6 +115,17 @@ impl State {
     }
   }
 
+  /// A foreign holder releases `key` and another foreign holder takes it at once (no
+  /// attempt can come between), and the store notifies its watches.
+  pub fn retake_foreign(&self, key: &[u8], token: &str, ttl: Duration) {
+    self.put(key, token, ttl);
+    for (k, w) in self.watches.lock().iter() {
+      if k == key {
+        w.freed();
+      }
+    }
+  }
+
   /// Watches handed out and not dropped yet.
   pub fn live_watches(&self) -> usize {
     self

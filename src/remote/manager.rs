@@ -12,8 +12,11 @@ use tokio::sync::Notify;
 
 use super::gate::Gates;
 use super::Store;
+use super::StoreEvent;
 use crate::config::RetryPolicy;
-use crate::core::{clock, runtime, task, Error, Event, Inbox, LockId, Outcome, RequestId};
+use crate::core::{
+  clock, runtime, task, Error, Event, Inbox, LockId, ManagerId, Outcome, RequestId, Signal,
+};
 
 /// What the N-API layer calls: one object-safe face for managers of every store.
 pub trait RemoteApi: Send + Sync {
@@ -32,6 +35,8 @@ pub trait RemoteApi: Send + Sync {
   fn key_count(&self) -> usize;
   /// Whether this manager holds `key` and its validity has not passed.
   fn is_locked(&self, key: &[u8]) -> bool;
+  /// The source its signals carry.
+  fn id(&self) -> ManagerId;
 }
 
 /// Abort of one lock request: a flag checked between attempts, and a wake-up for a
@@ -81,6 +86,8 @@ impl Drop for Held {
 
 pub struct RemoteManager<S: Store> {
   pub(super) me: Weak<Self>,
+  /// What this manager's signals (`lost`, `error`, `reconnect`) carry as their source.
+  id: ManagerId,
   /// Closes (its connections) when the last request of a destroyed manager is done.
   store: Arc<S>,
   inbox: Arc<Inbox>,
@@ -103,9 +110,29 @@ impl<S: Store> RemoteManager<S> {
     inbox: Arc<Inbox>,
     destroy_bound: Duration,
   ) -> Arc<Self> {
+    let id = ManagerId::next();
+    let store = Arc::new(store);
+    let signals = inbox.clone();
+    store.set_reporter(Arc::new(move |e: StoreEvent| {
+      let (name, key, error) = match e {
+        StoreEvent::Failed(cause) => (
+          "error",
+          cause.node.clone(),
+          Some(Error::unavailable(0, vec![cause])),
+        ),
+        StoreEvent::Reconnected(node) => ("reconnect", node, None),
+      };
+      signals.push(Event::Signal(Signal {
+        source: id,
+        name,
+        key,
+        error,
+      }));
+    }));
     Arc::new_cyclic(|me| RemoteManager {
       me: me.clone(),
-      store: Arc::new(store),
+      id,
+      store,
       inbox,
       retry,
       gates: Gates::default(),
@@ -227,6 +254,13 @@ impl<S: Store> RemoteManager<S> {
               held.remove(&lock);
               drop(held);
               m.gates.leave(&key, None);
+              // Held, never unlocked, and now gone from the store: the `lost` event.
+              m.inbox.push(Event::Signal(Signal {
+                source: m.id,
+                name: "lost",
+                key: String::from_utf8_lossy(&key).into_owned(),
+                error: None,
+              }));
               break;
             }
             Some(h) => until = h.expires_at, // first look, or extended
@@ -348,6 +382,10 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
 
   fn key_count(&self) -> usize {
     self.gates.len()
+  }
+
+  fn id(&self) -> ManagerId {
+    self.id
   }
 
   fn is_locked(&self, key: &[u8]) -> bool {

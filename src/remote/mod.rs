@@ -5,12 +5,14 @@
 //! JS thread's inbox.
 
 mod gate;
+mod health;
 mod lock;
 mod manager;
 mod retry;
 mod store;
 mod watch;
 
+pub use health::{Health, Reporter, StoreEvent};
 pub use manager::{RemoteApi, RemoteManager};
 pub use store::{Attempt, Store, Validity, FAIR_COURTESY, FAIR_HANDOFFS};
 pub use watch::{KeyWatch, WatchState};

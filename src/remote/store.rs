@@ -88,6 +88,10 @@ pub trait Store: Send + Sync + 'static {
     std::future::ready(None)
   }
 
+  /// Optional: where to tell connection failures and recoveries (the manager's `error`
+  /// and `reconnect` events). Called once, before any other call.
+  fn set_reporter(&self, _reporter: super::Reporter) {}
+
   /// Optional: a watch that fires when `key` may have been freed by another client. Taken
   /// after the first attempt found the key held; it must fire once as soon as it listens
   /// (the key may have been freed since that attempt). `None`: the waiter retries on its
