@@ -11,8 +11,10 @@ use crate::core::{Cause, Key};
 /// is known to wait for it (see `Store::try_transfer`).
 pub const FAIR_HANDOFFS: u32 = 8;
 /// How long the next local caller lets a key given back for fairness be, before it tries
-/// too: enough for a waiter elsewhere, woken by the release's notice, to take it.
-pub const FAIR_COURTESY: Duration = Duration::from_millis(5);
+/// too: enough for a waiter elsewhere, woken by the release's notice, to take it, also
+/// when its listening connection is still being opened on a loaded machine. Paid only
+/// while a waiter elsewhere is known (every `FAIR_HANDOFFS` handoffs).
+pub const FAIR_COURTESY: Duration = Duration::from_millis(50);
 
 /// How long a lock taken or extended by an attempt is good for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
