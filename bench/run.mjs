@@ -1,4 +1,4 @@
-// Benchmark runner: node bench/run.mjs [--rounds N] [--quick] [--scenarios S1,S2|memory|redis|all] [--libs a,b] [--out file]
+// Benchmark runner: node bench/run.mjs [--rounds N] [--quick] [--scenarios S1,S2|memory|redis|all] [--libs a,b] [--window-ms ms] [--out file]
 //
 // Every (scenario, library) measurement runs in a fresh child process (bench/worker.mjs),
 // one at a time. The whole set is repeated in rounds, libraries interleaved
@@ -10,6 +10,10 @@
 // free loopback ports, without persistence, once per run; it sends FLUSHALL and SCRIPT FLUSH
 // before every (library, scenario) child and stops the servers at the end, on error and on
 // Ctrl-C / SIGTERM.
+//
+// S5x runs 4 children of one library at once (runGroup): they warm up, say 'ready', get 'go'
+// together and contend for one key; the runner merges their results (mergeGroup) and checks
+// the critical sections' counter in Redis.
 
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -19,20 +23,22 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { REDIS_SETTINGS } from './worker.mjs'
+import { REDIS_SETTINGS, S5X_CHECK, S5X_PROCS, S5X_SETTINGS, S5X_TASKS } from './worker.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const WORKER = path.join(here, 'worker.mjs')
 const SUBJECT = 'oxlock'
 
 // Scenario catalogue: title and description for the report; the code is in worker.mjs.
-// `group` picks the profile and the results file (results-<group>.json); `libs` are the
-// libraries that have the scenario's backend (an adapters/<lib>.mjs each).
+// `group` picks the profile and the results file (results-<group>.json; `results` names
+// another); `libs` are the libraries that have the scenario's backend (an adapters/<lib>.mjs each).
 // OXLOCK_BENCH_BASE=<a built oxlock checkout> adds it as 'oxlock-base' (before/after in one run).
 const BASE = process.env.OXLOCK_BENCH_BASE ? ['oxlock-base'] : []
 const MEMORY_LIBS = ['oxlock', ...BASE, 'async-lock', 'async-mutex']
 const REDIS_LIBS = ['oxlock', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw', 'ioredis-raw-ap']
 const REDLOCK_LIBS = ['oxlock', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore'] // the raw baseline is single-node only
+// S5x: oxlock also at retryDelay 1000 ms (woken by the unlock's publish, not by polling)
+const S5X_LIBS = ['oxlock', 'oxlock-rd1000', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw']
 const SCENARIOS = {
   S1: {
     group: 'memory',
@@ -67,6 +73,18 @@ const SCENARIOS = {
     title: 'S5: Redis, 64 concurrent tasks on one key, 1 node',
     what: 'each task loops lock -> critical section (holder check, one await) -> unlock; retries every 10 ms for all (±5 ms jitter where the library has it); ops/s = critical sections per second, steady state (drain excluded); latency = wait from the first lock call to acquisition',
   },
+  S5x: {
+    group: 'redis',
+    nodes: 1,
+    multi: true, // S5X_PROCS children at once per library (runGroup)
+    results: 's5x', // bench/results-s5x.json
+    libs: S5X_LIBS,
+    title: `S5x: Redis, ${S5X_PROCS} processes × ${S5X_TASKS} tasks on one key, 1 node (cross-process contention)`,
+    what:
+      `each task loops lock -> critical section -> unlock; the section checks for a second holder in any process through Redis ` +
+      `(INCR/DECR of a holder count, read-modify-write of a counter); the ${S5X_PROCS} processes of a library run at once; ` +
+      'sections/s = sections completed in the window over the window; wait = lock call -> acquired, merged over the processes',
+  },
   S6a: {
     group: 'redis',
     nodes: 3,
@@ -85,7 +103,7 @@ const SCENARIOS = {
 const ALIASES = {
   memory: ['S1', 'S2'],
   redis: ['S3', 'S4', 'S5', 'S6a', 'S6b'],
-  all: ['S1', 'S2', 'S3', 'S4', 'S5', 'S6a', 'S6b'],
+  all: ['S1', 'S2', 'S3', 'S4', 'S5', 'S6a', 'S6b', 'S5x'],
   S6: ['S6a', 'S6b'],
 }
 
@@ -94,11 +112,20 @@ const ALIASES = {
 const PROFILES = {
   full: {
     memory: { rounds: 5, worker: { 'warmup-ms': 400, 'batch-ms': 250, batches: 10, 'lat-ops': 20000, 'lat-batches': 3 } },
-    redis: { rounds: 3, worker: { 'warmup-ms': 300, 'batch-ms': 250, batches: 6, 'lat-ops': 20000, 'lat-ms': 300, 'lat-batches': 2 } },
+    redis: {
+      rounds: 3,
+      worker: { 'warmup-ms': 300, 'batch-ms': 250, batches: 6, 'lat-ops': 20000, 'lat-ms': 300, 'lat-batches': 2 },
+      // S5x: private warm-up cycles, then contention on the key for contended-warmup-ms (not timed) and the window
+      multi: { 'warm-cycles': 200, 'contended-warmup-ms': 500, 'window-ms': 2000 },
+    },
   },
   quick: {
     memory: { rounds: 3, worker: { 'warmup-ms': 200, 'batch-ms': 120, batches: 5, 'lat-ops': 10000, 'lat-batches': 1 } },
-    redis: { rounds: 2, worker: { 'warmup-ms': 100, 'batch-ms': 120, batches: 3, 'lat-ops': 10000, 'lat-ms': 150, 'lat-batches': 1 } },
+    redis: {
+      rounds: 2,
+      worker: { 'warmup-ms': 100, 'batch-ms': 120, batches: 3, 'lat-ops': 10000, 'lat-ms': 150, 'lat-batches': 1 },
+      multi: { 'warm-cycles': 100, 'contended-warmup-ms': 250, 'window-ms': 1000 },
+    },
   },
 }
 
@@ -109,13 +136,14 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: 'S1,S2' },
     libs: { type: 'string' },
     out: { type: 'string' },
+    'window-ms': { type: 'string' }, // S5x: the timed window of each round (default: the profile's)
   },
 })
 
 function usage(msg) {
   console.error(
     `${msg}\nusage: node bench/run.mjs [--rounds N] [--quick] [--scenarios ${Object.keys(SCENARIOS).join(',')} | ${Object.keys(ALIASES).join(' | ')}] ` +
-      `[--libs ${[...new Set([...MEMORY_LIBS, ...REDIS_LIBS])].join(',')}] [--out file]`,
+      `[--libs ${[...new Set([...MEMORY_LIBS, ...REDIS_LIBS, ...S5X_LIBS])].join(',')}] [--window-ms ms (S5x)] [--out file]`,
   )
   process.exit(2)
 }
@@ -138,7 +166,12 @@ const groups = [...new Set(scenarioIds.map((s) => SCENARIOS[s].group))]
 const roundsOf = (g) => (args.rounds === undefined ? profile[g].rounds : Number(args.rounds))
 const rounds = Math.max(...groups.map(roundsOf))
 const command = ['node', path.relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].join(' ')
-const workerFlags = (g) => Object.entries(profile[g].worker).flatMap(([k, v]) => [`--${k}`, String(v)])
+const flagsOf = (o) => Object.entries(o).flatMap(([k, v]) => [`--${k}`, String(v)])
+if (args['window-ms'] !== undefined) {
+  if (!(Number(args['window-ms']) > 0)) usage(`--window-ms must be a positive number, got ${args['window-ms']}`)
+  profile.redis.multi = { ...profile.redis.multi, 'window-ms': Number(args['window-ms']) }
+}
+const workerFlags = (g) => flagsOf(profile[g].worker)
 
 // ---- the oxlock under test -------------------------------------------------------------
 // The children load a copy of oxlock taken at the start (index.js, errors.js, binding.js,
@@ -170,10 +203,10 @@ function addonStamp(dir, timeDir = dir) {
 const REDIS_BIN = process.env.REDIS_SERVER_BIN || 'redis-server'
 const servers = [] // { port, proc, log }
 let redisDir = null
-let currentChild = null
+const currentChildren = new Set()
 
 function stopEverything() {
-  if (currentChild) currentChild.kill('SIGKILL')
+  for (const c of currentChildren) c.kill('SIGKILL')
   for (const s of servers) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL')
   if (redisDir) rmSync(redisDir, { recursive: true, force: true })
   redisDir = null
@@ -295,7 +328,14 @@ async function stopServers() {
   stopEverything()
 }
 
-const dbsizes = () => Promise.all(servers.map((s) => redisCmd(s.port, 'DBSIZE')))
+// Keys left on each server after a child, other than oxlock's fence counters (`…:fence`, kept
+// an hour on purpose) and "someone waits" marks (`…:waiting`, 2 s): locks not released.
+const LEFT_KEYS = `local n = 0
+for _, k in ipairs(redis.call('keys', '*')) do
+  if not (string.find(k, ':fence$') or string.find(k, ':waiting$')) then n = n + 1 end
+end
+return n`
+const dbsizes = () => Promise.all(servers.map((s) => redisCmd(s.port, 'EVAL', LEFT_KEYS, '0')))
 
 function runWorker(lib, scenario) {
   const sc = SCENARIOS[scenario]
@@ -305,7 +345,7 @@ function runWorker(lib, scenario) {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, OXLOCK_BENCH_SUBJECT: subjectEntry },
     })
-    currentChild = child
+    currentChildren.add(child)
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -314,7 +354,7 @@ function runWorker(lib, scenario) {
     child.on('error', reject)
     child.on('close', (code, signal) => {
       clearTimeout(timer)
-      currentChild = null
+      currentChildren.delete(child)
       if (code === 0) {
         try {
           return resolve(JSON.parse(stdout.trim().split('\n').pop()))
@@ -329,6 +369,130 @@ function runWorker(lib, scenario) {
   })
 }
 
+// S5x: S5X_PROCS children of one library at once. Each warms up on a key of its own, says
+// 'ready'; once all have, each gets 'go' on stdin. Resolves their results (one JSON line each).
+function runGroup(lib, scenario) {
+  const sc = SCENARIOS[scenario]
+  const extra = ['--redis', servers.map((s) => `127.0.0.1:${s.port}`).join(','), ...flagsOf(profile[sc.group].multi)]
+  const kids = Array.from({ length: S5X_PROCS }, (_, p) => {
+    const child = spawn(process.execPath, ['--expose-gc', WORKER, lib, scenario, '--proc', String(p), ...extra], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, OXLOCK_BENCH_SUBJECT: subjectEntry },
+    })
+    currentChildren.add(child)
+    const k = { child, stdout: '', stderr: '' }
+    k.ready = new Promise((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        k.stdout += d
+        if (/^ready$/m.test(k.stdout)) resolve()
+      })
+      child.on('close', () => reject(new Error(`${lib} ${scenario} process ${p} exited before 'ready'\n${k.stderr.trim()}`)))
+    })
+    k.ready.catch(() => {})
+    child.stderr.on('data', (d) => (k.stderr += d))
+    k.done = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+      child.on('error', reject)
+      child.on('close', (code, signal) => {
+        clearTimeout(timer)
+        currentChildren.delete(child)
+        if (code === 0) {
+          try {
+            return resolve(JSON.parse(k.stdout.trim().split('\n').pop()))
+          } catch (e) {
+            return reject(new Error(`${lib} ${scenario} process ${p}: bad worker output: ${k.stdout}\n${k.stderr}`))
+          }
+        }
+        const err = new Error(`${lib} ${scenario} process ${p}: worker exited with ${code ?? signal}\n${k.stderr.trim()}`)
+        err.violation = code === 3
+        reject(err)
+      })
+    })
+    k.done.catch(() => {})
+    return k
+  })
+  const killAll = () => kids.forEach((k) => k.child.exitCode === null && k.child.signalCode === null && k.child.kill('SIGKILL'))
+  return (async () => {
+    try {
+      await Promise.all(kids.map((k) => k.ready))
+      const t = performance.now()
+      for (const k of kids) k.child.stdin.end('go\n')
+      // the first failure (a violation in one process) stops the others
+      const per = await Promise.all(kids.map((k) => k.done.catch((e) => (killAll(), Promise.reject(e)))))
+      return { per, elapsedMs: performance.now() - t }
+    } catch (e) {
+      killAll()
+      // a violation anywhere wins over the others' kills
+      const all = await Promise.allSettled(kids.map((k) => k.done))
+      throw all.find((r) => r.status === 'rejected' && r.reason.violation)?.reason ?? e
+    }
+  })()
+}
+
+// S5x: one library's processes merged into one round's result (the shape summarise() reads:
+// opsPerSec, latencyUs, checked/violations, giveUps), plus the shares and runs per process.
+async function mergeGroup(lib, scenario, { per, elapsedMs }) {
+  const port = servers[0].port
+  const counter = Number((await redisCmd(port, 'GET', S5X_CHECK.counter)) ?? 0)
+  const holders = await redisCmd(port, 'GET', S5X_CHECK.holders)
+  const sections = per.reduce((a, p) => a + p.total, 0)
+  const problems = []
+  if (counter !== sections) problems.push(`${S5X_CHECK.counter} is ${counter} after ${sections} critical sections (a lost update)`)
+  if (holders !== null && Number(holders) !== 0) problems.push(`${S5X_CHECK.holders} is ${holders} at the end`)
+  if (problems.length) {
+    const err = new Error(`${lib} ${scenario}: mutual exclusion violated: ${problems.join('; ')}`)
+    err.violation = true
+    throw err
+  }
+  const windowMs = per[0].windowMs
+  const inWindow = per.reduce((a, p) => a + p.inWindow, 0)
+  const waits = Float64Array.from(per.flatMap((p) => p.waitsMs)).sort()
+  const q = (x) => waits[Math.min(waits.length - 1, Math.floor(x * waits.length))] * 1000 // µs
+  // the order of the sections in the window: runs of one process in a row
+  // and the time from one section's entry to the next's: within a process, and when the key
+  // went from one process to another
+  const order = per.flatMap((p) => p.seqs.map((s, i) => [s, p.proc, p.times[i]])).sort((a, b) => a[0] - b[0])
+  let runs = 0
+  let maxRun = 0
+  const stepSame = []
+  const stepCross = []
+  for (let i = 0, len = 0; i < order.length; i++) {
+    const same = i > 0 && order[i][1] === order[i - 1][1]
+    len = same ? len + 1 : 1
+    if (len === 1) runs++
+    if (len > maxRun) maxRun = len
+    if (i > 0 && order[i][0] === order[i - 1][0] + 1) (same ? stepSame : stepCross).push(order[i][2] - order[i - 1][2])
+  }
+  const stepStats = (xs) => {
+    if (xs.length === 0) return { count: 0 }
+    const sorted = Float64Array.from(xs).sort()
+    const at = (x) => Number(sorted[Math.min(sorted.length - 1, Math.floor(x * sorted.length))].toFixed(3))
+    const sum = xs.reduce((a, b) => a + b, 0)
+    return { count: xs.length, mean: Number((sum / xs.length).toFixed(3)), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1), sumMs: Number(sum.toFixed(1)) }
+  }
+  const giveUpErrors = {}
+  for (const p of per) for (const [k, v] of Object.entries(p.giveUpErrors)) giveUpErrors[k] = (giveUpErrors[k] ?? 0) + v
+  return {
+    lib,
+    scenario,
+    settings: per[0].settings,
+    opsPerSec: (inWindow * 1000) / windowMs,
+    sectionsInWindow: inWindow,
+    latencyUs: { samples: waits.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: waits[waits.length - 1] * 1000 },
+    shares: per.map((p) => (inWindow ? p.inWindow / inWindow : 0)),
+    runs: { count: runs, maxRun, meanRun: runs ? order.length / runs : 0 },
+    // ms from a section's entry to the next one's (median), same process / another process
+    stepMs: { sameProcess: stepStats(stepSame), crossProcess: stepStats(stepCross) },
+    drainMs: Math.max(...per.map((p) => p.drainMs)),
+    checked: sections,
+    violations: 0,
+    giveUps: per.reduce((a, p) => a + p.giveUps, 0),
+    giveUpErrors,
+    elapsedMs,
+    perProcess: per.map(({ waitsMs, seqs, times, settings, lib: _l, scenario: _s, ...rest }) => rest),
+  }
+}
+
 // A failing child is retried once (e.g. the addon was being rebuilt), never for a
 // mutual-exclusion violation. Redis servers are flushed before each child, and their key
 // count is recorded after it (locks left behind).
@@ -336,6 +500,12 @@ async function measure(lib, scenario) {
   const redis = SCENARIOS[scenario].group === 'redis'
   const once = async () => {
     if (redis) await resetServers()
+    if (SCENARIOS[scenario].multi) {
+      const res = await mergeGroup(lib, scenario, await runGroup(lib, scenario))
+      await redisCmd(servers[0].port, 'DEL', S5X_CHECK.counter, S5X_CHECK.holders) // not locks
+      res.redisKeysAfter = await dbsizes()
+      return res
+    }
     const res = await runWorker(lib, scenario)
     if (redis) res.redisKeysAfter = await dbsizes()
     return res
@@ -386,6 +556,7 @@ try {
       servers: servers.map((s) => `127.0.0.1:${s.port}`),
       serverArgs: '--bind 127.0.0.1 --save "" --appendonly no',
       settings: REDIS_SETTINGS,
+      s5xSettings: S5X_SETTINGS,
     }
     process.stderr.write(`${version}: ${redisInfo.servers.join(', ')}\n`)
   }
@@ -406,6 +577,11 @@ try {
         res.loadavg1 = load1()
         results[s][lib].push(res)
         const extra =
+          (res.shares
+            ? `  share ${res.shares.map((x) => (x * 100).toFixed(0) + '%').join('/')}, run mean ${res.runs.meanRun.toFixed(1)} max ${res.runs.maxRun}, ` +
+              `step mean ${res.stepMs.sameProcess.mean} / ${res.stepMs.crossProcess.mean} ms (p99 ${res.stepMs.sameProcess.p99} / ${res.stepMs.crossProcess.p99}; ` +
+              `cross ${res.stepMs.crossProcess.sumMs} ms in all), drain ${res.drainMs.toFixed(0)} ms`
+            : '') +
           (res.giveUps !== undefined ? `  give-ups ${res.giveUps}` : '') +
           (res.redisKeysAfter?.some((n) => n > 0) ? `  redis keys left ${res.redisKeysAfter.join('/')}` : '')
         process.stderr.write(
@@ -448,6 +624,19 @@ function summarise(s) {
       for (const x of rs) for (const [k, v] of Object.entries(x.giveUpErrors)) row.giveUpErrors[k] = (row.giveUpErrors[k] ?? 0) + v
     }
     if (rs[0].redisKeysAfter !== undefined) row.redisKeysLeft = rs.reduce((a, x) => a + x.redisKeysAfter.reduce((p, q) => p + q, 0), 0)
+    if (rs[0].shares !== undefined) {
+      row.minShare = Math.min(...rs.flatMap((x) => x.shares))
+      row.maxShare = Math.max(...rs.flatMap((x) => x.shares))
+      row.maxRun = Math.max(...rs.map((x) => x.runs.maxRun))
+      row.meanRun = median(rs.map((x) => x.runs.meanRun))
+      row.drainMs = median(rs.map((x) => x.drainMs))
+      // mean step from a section to the next (ms), median over the rounds
+      row.stepSameMs = median(rs.map((x) => x.stepMs.sameProcess.mean ?? NaN).filter(Number.isFinite))
+      row.stepCrossMs = median(rs.map((x) => x.stepMs.crossProcess.mean ?? NaN).filter(Number.isFinite))
+      // the share of the window spent between sections of two different processes
+      row.crossShare = median(rs.map((x) => (x.stepMs.crossProcess.sumMs ?? 0) / x.perProcess[0].windowMs))
+      row.settings = rs[0].settings
+    }
     return row
   })
   const subject = rows.find((r) => r.lib === SUBJECT)
@@ -464,12 +653,68 @@ function summarise(s) {
         perRound,
         ofMedians: subject.opsPerSec / row.opsPerSec,
       }
+      if (SCENARIOS[s].multi) {
+        // how many times shorter oxlock's wait p99 is, per round
+        const p99 = subject.rounds.map((x, i) => row.rounds[i].latencyUs.p99 / x.latencyUs.p99)
+        row.p99Ratio = { label: `${row.lib} / ${SUBJECT}`, median: median(p99), min: Math.min(...p99), max: Math.max(...p99), perRound: p99 }
+      }
     }
   }
   return { id: s, ...SCENARIOS[s], rounds: roundsOf(SCENARIOS[s].group), rows }
 }
 
+const fmtMs = (us) => {
+  const x = us / 1000
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)
+}
+
+const fmtStep = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–')
+
+// S5x: sections/s, waits in ms, the ratios both ways, and how the sections were shared out.
+function tableMulti(sum) {
+  const n = sum.rounds
+  const lines = [
+    `### ${sum.title}`,
+    '',
+    `_${sum.what}._`,
+    '',
+    `| library | retryDelay ms | sections/s (median of ${n} round${n === 1 ? '' : 's'}) | wait p50 ms | wait p99 ms | ratio sections/s oxlock / peer (median; min–max) | ratio wait p99 peer / oxlock (median; min–max) | share per process (min–max) | sections in a row in one process (mean; max) | section to next, mean ms: same process / other process | time in process switches | drain ms |`,
+    '|---|---:|---:|---:|---:|---|---|---|---|---|---:|---:|',
+  ]
+  for (const r of sum.rows) {
+    const ratio = r.ratio ? `${fmtX(r.ratio.median)} (${fmtX(r.ratio.min)}–${fmtX(r.ratio.max)})` : '—'
+    const p99 = r.p99Ratio ? `${fmtX(r.p99Ratio.median)} (${fmtX(r.p99Ratio.min)}–${fmtX(r.p99Ratio.max)})` : '—'
+    lines.push(
+      `| ${r.lib} | ${r.settings.retryDelay} | ${fmtInt(r.opsPerSec)} | ${fmtMs(r.p50Us)} | ${fmtMs(r.p99Us)} | ${ratio} | ${p99} | ` +
+        `${(r.minShare * 100).toFixed(0)}–${(r.maxShare * 100).toFixed(0)}% | ${r.meanRun.toFixed(1)}; ${r.maxRun} | ` +
+        `${fmtStep(r.stepSameMs)} / ${fmtStep(r.stepCrossMs)} | ${(r.crossShare * 100).toFixed(0)}% | ${r.drainMs.toFixed(0)} |`,
+    )
+  }
+  const peers = sum.rows.filter((r) => r.ratio && !r.lib.startsWith('oxlock'))
+  if (peers.length) {
+    const best = peers.reduce((a, r) => (r.opsPerSec > a.opsPerSec ? r : a))
+    const bestP99 = peers.reduce((a, r) => (r.p99Us < a.p99Us ? r : a))
+    lines.push(
+      '',
+      `best peer: ${best.lib} by sections/s (oxlock / it = ${fmtX(best.ratio.median)}), ${bestP99.lib} by wait p99 ` +
+        `(it / oxlock = ${fmtX(bestP99.p99Ratio.median)}); issue 11's target: ≥ 3× and ≥ 10×`,
+    )
+  }
+  lines.push(
+    '',
+    `violations: ${sum.rows.reduce((a, r) => a + r.violations, 0)} (${sum.rows.map((r) => `${r.lib} ${fmtInt(r.checked)}`).join(', ')} critical sections checked, ` +
+      `the window's and the warm-up's and drain's; the counter equals the sections)`,
+    '',
+    `give-ups (lock calls that rejected): ${sum.rows.reduce((a, r) => a + r.giveUps, 0)} (${sum.rows.map((r) => `${r.lib} ${r.giveUps}`).join(', ')})`,
+  )
+  for (const r of sum.rows) for (const [k, v] of Object.entries(r.giveUpErrors)) lines.push(`- ${r.lib}: ${v} × ${k}`)
+  const left = sum.rows.filter((r) => r.redisKeysLeft > 0)
+  if (left.length) lines.push('', `lock keys left after the children (locks not released): ${left.map((r) => `${r.lib} ${r.redisKeysLeft}`).join(', ')}`)
+  return lines.join('\n')
+}
+
 function table(sum) {
+  if (sum.multi) return tableMulti(sum)
   const n = sum.rounds
   const lines = [
     `### ${sum.title}`,
@@ -545,22 +790,34 @@ const header = [
     ? [
         `- ${redisInfo.version}; ${redisInfo.servers.length} server${redisInfo.servers.length === 1 ? '' : 's'} started by the runner ` +
           `(${redisInfo.serverArgs}), FLUSHALL + SCRIPT FLUSH before each child; every library: ttl ${REDIS_SETTINGS.ttl} ms, ` +
-          `retryCount ${REDIS_SETTINGS.retryCount}, retryDelay ${REDIS_SETTINGS.retryDelay} ms, jitter ±${REDIS_SETTINGS.retryJitter} ms`,
+          `retryCount ${REDIS_SETTINGS.retryCount}, retryDelay ${REDIS_SETTINGS.retryDelay} ms, jitter ±${REDIS_SETTINGS.retryJitter} ms` +
+          (scenarioIds.some((s) => SCENARIOS[s].multi) ? ` (S5x's oxlock-rd1000: retryDelay ${S5X_SETTINGS['oxlock-rd1000'].retryDelay} ms)` : ''),
       ]
     : []),
-  `- ops/s: median over rounds of each child's median batch; p50/p99: median over rounds; ratio > 1× means oxlock is faster`,
+  `- ops/s: median over rounds of each child's median batch (S5x: sections in the window, all 4 processes); p50/p99: median over rounds; ratio > 1× means oxlock is faster`,
 ].join('\n')
 console.log([header, ...summaries.map(table)].join('\n\n'))
 
-for (const g of groups) {
-  // --out with several groups: results.json -> results-memory.json, results-redis.json
+// One file per results name: the group's, or the scenario's own (S5x: results-s5x.json, so a
+// run of S5x alone does not replace the S3-S6b results, nor they S5x's).
+const resultsOf = (s) => SCENARIOS[s].results ?? SCENARIOS[s].group
+const files = [...new Set(scenarioIds.map(resultsOf))]
+for (const f of files) {
+  // --out with several files: results.json -> results-memory.json, results-redis.json, ...
   const file = args.out
-    ? groups.length === 1
+    ? files.length === 1
       ? args.out
-      : args.out.replace(/(\.json)?$/, `-${g}$1`)
-    : path.join(here, `results-${g}.json`)
-  const scenarios = Object.fromEntries(summaries.filter((s) => s.group === g).map((s) => [s.id, s]))
-  const groupMeta = { ...meta, rounds: roundsOf(g), workerFlags: profile[g].worker, ...(g === 'redis' ? { redis: redisInfo } : {}) }
+      : args.out.replace(/(\.json)?$/, `-${f}$1`)
+    : path.join(here, `results-${f}.json`)
+  const sums = summaries.filter((s) => resultsOf(s.id) === f)
+  const g = sums[0].group
+  const scenarios = Object.fromEntries(sums.map((s) => [s.id, s]))
+  const groupMeta = {
+    ...meta,
+    rounds: roundsOf(g),
+    workerFlags: sums.some((s) => s.multi) ? profile[g].multi : profile[g].worker,
+    ...(g === 'redis' ? { redis: redisInfo } : {}),
+  }
   writeFileSync(file, JSON.stringify({ meta: groupMeta, scenarios }, null, 2) + '\n')
   process.stderr.write(`wrote ${path.relative(process.cwd(), file)}\n`)
 }

@@ -10,6 +10,8 @@
 // starts them); a scenario with `nodes: N` hands the first N to the adapter's factory as
 // `redis(nodes, REDIS_SETTINGS)`.
 
+import { createRequire } from 'node:module'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
 
@@ -20,6 +22,15 @@ export const S4_TASKS = 256
 export const S4_KEYS = Array.from({ length: S4_TASKS }, (_, i) => `c${i}`)
 export const S5_KEY = 'hot'
 export const S5_TASKS = 64
+// S5x: S5X_PROCS processes x S5X_TASKS tasks on one key, over one Redis node. The critical
+// section's shared state lives in Redis (S5X_CHECK), so a second holder in another process
+// is seen too.
+export const S5X_KEY = 'hot'
+export const S5X_PROCS = 4
+export const S5X_TASKS = 16
+export const S5X_CHECK = { holders: 's5x:holders', counter: 's5x:n' }
+// S5x libraries whose adapter uses other settings than REDIS_SETTINGS (see adapters/).
+export const S5X_SETTINGS = { 'oxlock-rd1000': { retryDelay: 1000 } }
 
 // Every Redis library gets the same ttl and retry policy (its own option names; see the
 // adapters). The retry budget is far beyond any wait here, so nobody should give up.
@@ -133,6 +144,109 @@ async function s5(a, n, out) {
   }
 }
 
+// S5x, one of the S5X_PROCS processes (bench/run.mjs starts them together): S5X_TASKS tasks
+// on S5X_KEY. Each task loops lock -> critical section -> unlock through the adapter's
+// s5xTask(key, st). The critical section goes to Redis through a client of its own (not the
+// lock's): one round trip `INCR s5x:holders` + `GET s5x:n` (holders must come back 1), one
+// round trip `SET s5x:n n+1` + `DECR s5x:holders` (must come back 0). A second holder in any
+// process sees holders > 1 (or leaves it above 0), and a lost update shows as s5x:n below
+// the number of sections (the runner compares them at the end).
+// Phases: a private warm-up (warmCycles cycles on a key of this process's own, a no-op
+// section), 'ready' on stdout, 'go' on stdin; then contention on S5X_KEY for warmMs (checked,
+// not timed) and the window of windowMs: sections whose unlock returned inside it count
+// for the rate, and the wait (lock call -> acquired) of every lock call made inside it is
+// kept, also when it acquires in the drain after the window (checked, not timed).
+// `seqs` are the counter values this process's sections read inside the window, `times` when
+// (ms, performance.timeOrigin + now(): one clock for all the processes): merged over the
+// processes they give the order of the sections (runs of one process in a row) and the time
+// from one section to the next, within a process and from one process to another.
+async function s5xProcess(a, checkNode, o) {
+  const Redis = createRequire(import.meta.url)('ioredis')
+  const cs = new Redis({ host: checkNode.host, port: checkNode.port })
+  await cs.ping()
+  const giveUpErrors = {}
+  let giveUps = 0
+  const giveUp = (e) => {
+    giveUps++
+    const what = `${e?.name ?? 'Error'}${e?.code ? ` ${e.code}` : ''}: ${String(e?.message ?? e).slice(0, 200)}`
+    giveUpErrors[what] = (giveUpErrors[what] ?? 0) + 1
+    if (giveUps > 1000) throw new Error(`more than 1000 give-ups; first: ${Object.keys(giveUpErrors)[0]}`)
+  }
+
+  // private warm-up: connections, scripts, JIT; nothing touches S5X_KEY or S5X_CHECK
+  let warmLeft = o.warmCycles
+  const warm = {
+    running: () => warmLeft-- > 0,
+    acquired() {},
+    section: async () => {
+      await null
+    },
+    released() {},
+    giveUp,
+  }
+  await Promise.all(Array.from({ length: S5X_TASKS }, () => a.s5xTask(`warm-${o.proc}`, warm)))
+
+  process.stdout.write('ready\n')
+  const rl = createInterface({ input: process.stdin })
+  await new Promise((resolve) => rl.once('line', resolve))
+  rl.close()
+  process.stdin.destroy()
+
+  const tGo = performance.now()
+  const ws = tGo + o.warmMs
+  const we = ws + o.windowMs
+  const waits = []
+  const seqs = []
+  const times = []
+  let holders = 0 // in this process
+  let inWindow = 0
+  let total = 0
+  const st = {
+    running: () => performance.now() < we,
+    acquired(t) {
+      if (t >= ws && t < we) waits.push(performance.now() - t)
+    },
+    async section() {
+      if (++holders > 1) throw new ExclusionViolation(holders)
+      const [[e1, h], [e2, n]] = await cs.pipeline().incr(S5X_CHECK.holders).get(S5X_CHECK.counter).exec()
+      if (e1 || e2) throw e1 || e2
+      if (h !== 1) throw new ExclusionViolation(h, `process ${o.proc}: ${S5X_CHECK.holders} = ${h} on entry`)
+      const seq = Number(n ?? 0)
+      const now = performance.now()
+      if (now >= ws && now < we) {
+        seqs.push(seq)
+        times.push(performance.timeOrigin + now) // comparable across the processes (one machine)
+      }
+      const [[e3], [e4, left]] = await cs.pipeline().set(S5X_CHECK.counter, seq + 1).decr(S5X_CHECK.holders).exec()
+      if (e3 || e4) throw e3 || e4
+      if (left !== 0) throw new ExclusionViolation(left + 1, `process ${o.proc}: ${S5X_CHECK.holders} = ${left} on exit`)
+      holders--
+    },
+    released() {
+      total++
+      const now = performance.now()
+      if (now >= ws && now <= we) inWindow++
+    },
+    giveUp,
+  }
+  await Promise.all(Array.from({ length: S5X_TASKS }, () => a.s5xTask(S5X_KEY, st)))
+  const drainMs = performance.now() - we
+  await cs.quit()
+  return {
+    proc: o.proc,
+    warmMs: o.warmMs,
+    windowMs: o.windowMs,
+    inWindow,
+    total,
+    drainMs,
+    giveUps,
+    giveUpErrors,
+    waitsMs: waits.map((w) => Math.round(w * 1000) / 1000),
+    seqs,
+    times: times.map((t) => Math.round(t * 1000) / 1000),
+  }
+}
+
 // checks: the scenario returns { checked, violations[, giveUps] } for each batch.
 export const SCENARIOS = {
   S1: { backend: 'memory', run: s1, minOps: 1000 },
@@ -142,11 +256,13 @@ export const SCENARIOS = {
   S5: { backend: 'redis', nodes: 1, run: s5, minOps: 4 * S5_TASKS, checks: true },
   S6a: { backend: 'redis', nodes: 3, run: s3, minOps: 200 },
   S6b: { backend: 'redis', nodes: 3, run: s4, minOps: 4 * S4_TASKS },
+  // one of S5X_PROCS processes started together by the runner; its own flags (below)
+  S5x: { backend: 'redis', nodes: 1, multi: true },
 }
 
 export class ExclusionViolation extends Error {
-  constructor(holders) {
-    super(`mutual exclusion violated: ${holders} holders at once`)
+  constructor(holders, detail) {
+    super(`mutual exclusion violated: ${holders} holders at once${detail ? ` (${detail})` : ''}`)
     this.name = 'ExclusionViolation'
   }
 }
@@ -240,6 +356,11 @@ async function main() {
       'lat-batches': { type: 'string', default: '3' },
       'lat-ms': { type: 'string', default: '0' },
       redis: { type: 'string', default: '' },
+      // S5x only
+      proc: { type: 'string', default: '0' },
+      'warm-cycles': { type: 'string', default: '200' },
+      'contended-warmup-ms': { type: 'string', default: '500' },
+      'window-ms': { type: 'string', default: '2000' },
     },
   })
   const [lib, scenario] = positionals
@@ -265,7 +386,20 @@ async function main() {
         return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) }
       })
     if (nodes.length < sc.nodes) throw new Error(`${scenario} needs ${sc.nodes} Redis node(s) in --redis host:port,..., got '${values.redis}'`)
-    a = await mod.redis(nodes.slice(0, sc.nodes), REDIS_SETTINGS)
+    const settings = sc.multi ? { ...REDIS_SETTINGS, ...S5X_SETTINGS[lib] } : REDIS_SETTINGS
+    a = await mod.redis(nodes.slice(0, sc.nodes), settings)
+    if (sc.multi) {
+      const t0 = performance.now()
+      const res = await s5xProcess(a, nodes[0], {
+        proc: Number(values.proc),
+        warmCycles: Number(values['warm-cycles']),
+        warmMs: Number(values['contended-warmup-ms']),
+        windowMs: Number(values['window-ms']),
+      })
+      await a.close?.()
+      process.stdout.write(JSON.stringify({ lib, scenario, settings, ...res, elapsedMs: Math.round(performance.now() - t0) }) + '\n')
+      return
+    }
   } else {
     a = await mod[sc.backend]()
   }

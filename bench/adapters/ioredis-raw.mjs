@@ -75,6 +75,27 @@ export async function make(nodes, cfg, enableAutoPipelining) {
         }
       }
     },
+    // S5x: one of the tasks on one key, in one of several processes (S5's polling loop).
+    async s5xTask(key, st) {
+      while (st.running()) {
+        const t = performance.now()
+        const token = randomUUID()
+        let retries = 0
+        while ((await client.set(key, token, 'PX', ttl, 'NX')) !== 'OK') {
+          if (retries++ >= cfg.retryCount) {
+            st.giveUp(new Error(`Exceeded ${cfg.retryCount} attempts to lock the resource "${key}".`))
+            retries = 0
+          } else await sleep(cfg.retryDelay)
+        }
+        st.acquired(t)
+        try {
+          await st.section()
+        } finally {
+          await client.cad(key, token)
+        }
+        st.released()
+      }
+    },
     close: () => client.quit(),
   }
 }

@@ -71,6 +71,29 @@ export async function redis(nodes, cfg) {
         }
       }
     },
+    // S5x: one of the tasks on one key, in one of several processes; st (worker.mjs) records
+    // the wait (lock call -> acquired) and runs the cross-process critical section.
+    async s5xTask(key, st) {
+      while (st.running()) {
+        const t = performance.now()
+        const m = mutex(key)
+        for (;;) {
+          try {
+            await m.acquire()
+            break
+          } catch (e) {
+            st.giveUp(e)
+          }
+        }
+        st.acquired(t)
+        try {
+          await st.section()
+        } finally {
+          await m.release()
+        }
+        st.released()
+      }
+    },
     close: () => Promise.all(clients.map((c) => c.quit())),
   }
 }

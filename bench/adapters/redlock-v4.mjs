@@ -60,6 +60,29 @@ export async function redis(nodes, cfg) {
         }
       }
     },
+    // S5x: one of the tasks on one key, in one of several processes; st (worker.mjs) records
+    // the wait (lock call -> acquired) and runs the cross-process critical section.
+    async s5xTask(key, st) {
+      while (st.running()) {
+        const t = performance.now()
+        let l
+        for (;;) {
+          try {
+            l = await redlock.lock(key, ttl)
+            break
+          } catch (e) {
+            st.giveUp(e)
+          }
+        }
+        st.acquired(t)
+        try {
+          await st.section()
+        } finally {
+          await l.unlock()
+        }
+        st.released()
+      }
+    },
     close: () => Promise.all(clients.map((c) => c.quit())),
   }
 }

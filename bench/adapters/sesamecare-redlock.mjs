@@ -64,6 +64,30 @@ export async function redis(nodes, cfg) {
         }
       }
     },
+    // S5x: one of the tasks on one key, in one of several processes; st (worker.mjs) records
+    // the wait (lock call -> acquired) and runs the cross-process critical section.
+    async s5xTask(key, st) {
+      const resources = [key]
+      while (st.running()) {
+        const t = performance.now()
+        let l
+        for (;;) {
+          try {
+            l = await redlock.acquire(resources, ttl)
+            break
+          } catch (e) {
+            st.giveUp(e)
+          }
+        }
+        st.acquired(t)
+        try {
+          await st.section()
+        } finally {
+          await l.release()
+        }
+        st.released()
+      }
+    },
     close: () => Promise.all(clients.map((c) => c.quit())),
   }
 }
