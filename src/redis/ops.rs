@@ -78,11 +78,20 @@ impl Op {
       // The take-back of a failed attempt is sent with its source: nobody waits for its
       // answer, so a NOSCRIPT (a restarted server) could not be followed by a load, and
       // the attempt's key would stay behind.
-      let take_back = matches!(self, Op::Release { notify: false, .. });
-      let cmd = if take_back {
-        pipe.cmd("EVAL").arg(scripts::RELEASE_SOURCE)
-      } else {
-        pipe.cmd("EVALSHA").arg(script.get_hash())
+      //
+      // The same for what takes a key (acquire, handoff): after a NOSCRIPT, the load and
+      // the retry would run after whatever was queued behind them, a take-back included,
+      // and set a key nobody will release (seen on a fresh server). EVAL costs the
+      // script's bytes on the wire, and the server caches it as it does for EVALSHA.
+      let source: Option<&str> = match self {
+        Op::Release { notify: false, .. } => Some(scripts::RELEASE_SOURCE),
+        Op::Acquire { .. } => Some(&scripts::ACQUIRE_SOURCE),
+        Op::Transfer { .. } => Some(&scripts::TRANSFER_SOURCE),
+        _ => None,
+      };
+      let cmd = match source {
+        Some(src) => pipe.cmd("EVAL").arg(src),
+        None => pipe.cmd("EVALSHA").arg(script.get_hash()),
       };
       cmd.arg(keys.len()).arg(keys).arg(args);
     } else if let Op::Inspect { key } = self {

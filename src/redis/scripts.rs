@@ -32,13 +32,14 @@ pub const WAITING_MS: u64 = 2000;
 /// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if set, returns the new fence, else marks that
 /// someone waits (KEYS[3] for ARGV[4] ms: local handoffs elsewhere then give way) and
 /// returns 0.
-pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-  Script::new(&format!(
+pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(&ACQUIRE_SOURCE));
+pub static ACQUIRE_SOURCE: LazyLock<String> = LazyLock::new(|| {
+  format!(
     r#"if not redis.call("set", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
   redis.call("set", KEYS[3], "1", "PX", ARGV[4])
   return 0
 end{DRAW_FENCE}"#
-  ))
+  )
 });
 
 /// Raises the fence counter KEYS[1] to ARGV[1] if it is lower (Redlock: the quorum's
@@ -113,12 +114,13 @@ return 0"#,
 /// holds ARGV[4], it now holds ARGV[1] with a fresh expiry of ARGV[2] ms, and the new
 /// holder's fence is drawn (KEYS[2], ARGV[3] as in ACQUIRE). Returns the fence, or 0. It
 /// refuses (0) after ARGV[5] ≥ ARGV[6] handoffs in a row while someone waits (KEYS[3]).
-pub static TRANSFER: LazyLock<Script> = LazyLock::new(|| {
-  Script::new(&format!(
+pub static TRANSFER: LazyLock<Script> = LazyLock::new(|| Script::new(&TRANSFER_SOURCE));
+pub static TRANSFER_SOURCE: LazyLock<String> = LazyLock::new(|| {
+  format!(
     r#"if tonumber(ARGV[5]) >= tonumber(ARGV[6]) and redis.call("exists", KEYS[3]) == 1 then return 0 end
 if redis.call("get", KEYS[1]) ~= ARGV[4] then return 0 end
 redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2]){DRAW_FENCE}"#
-  ))
+  )
 });
 
 #[cfg(test)]
