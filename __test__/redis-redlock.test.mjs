@@ -180,7 +180,8 @@ describe('Redlock over 5 nodes: killed nodes', { timeout: 30000 }, () => {
       vals.every((v) => v !== null),
       `later locks should set the key on every node again, restarted ones included: ${util.inspect(vals)}`,
     )
-    assert.deepEqual(await valuesOn(five, k), Array(5).fill(null))
+    // unlock() resolved at quorum: the last nodes' deletes may still be on their way
+    assert.deepEqual(await settledValuesOn(five, k, Array(5).fill(null)), Array(5).fill(null))
   })
 })
 
