@@ -117,12 +117,16 @@ export declare class LockHandle implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>
 }
 
-export declare class InMemoryLock extends EventEmitter {
-  /** 'lost': a held lock expired (or was taken) before its unlock. 'extended': an extend succeeded. 'error': a node failed a call (no listener: nothing happens). 'reconnect': it answers again. */
+/** What every manager emits (it is an EventEmitter). 'lost': a held lock expired (or was taken) before its unlock. 'extended': an extend succeeded. 'error': a node failed a call (no listener: nothing happens). 'reconnect': it answers again. */
+declare class LockManagerEvents extends EventEmitter {
   on(event: 'lost', listener: (e: { resource: string }) => void): this
   on(event: 'extended', listener: (e: { resource: string; value: string; expiration: number }) => void): this
   on(event: 'error', listener: (err: NodeFailureError) => void): this
   on(event: 'reconnect', listener: (e: { node: string }) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+export declare class InMemoryLock extends LockManagerEvents {
   constructor(options?: CreateOptions)
   readonly namespace: string | undefined
   readonly type: 'inMemory'
@@ -143,12 +147,7 @@ export declare class InMemoryLock extends EventEmitter {
 }
 
 /** A Redis (Redlock) lock manager. */
-export declare class RedisLock extends EventEmitter {
-  /** 'lost': a held lock expired (or was taken) before its unlock. 'extended': an extend succeeded. 'error': a node failed a call (no listener: nothing happens). 'reconnect': it answers again. */
-  on(event: 'lost', listener: (e: { resource: string }) => void): this
-  on(event: 'extended', listener: (e: { resource: string; value: string; expiration: number }) => void): this
-  on(event: 'error', listener: (err: NodeFailureError) => void): this
-  on(event: 'reconnect', listener: (e: { node: string }) => void): this
+export declare class RedisLock extends LockManagerEvents {
   constructor(options?: CreateOptions)
   readonly namespace: string | undefined
   readonly type: 'redis'
@@ -175,12 +174,7 @@ export declare class RedisLockHandle extends LockHandle {
 }
 
 /** A PostgreSQL lock manager: locks are rows of one table, decided by the database's clock. */
-export declare class PostgresLock extends EventEmitter {
-  /** 'lost': a held lock expired (or was taken) before its unlock. 'extended': an extend succeeded. 'error': a node failed a call (no listener: nothing happens). 'reconnect': it answers again. */
-  on(event: 'lost', listener: (e: { resource: string }) => void): this
-  on(event: 'extended', listener: (e: { resource: string; value: string; expiration: number }) => void): this
-  on(event: 'error', listener: (err: NodeFailureError) => void): this
-  on(event: 'reconnect', listener: (e: { node: string }) => void): this
+export declare class PostgresLock extends LockManagerEvents {
   constructor(options?: CreateOptions)
   readonly namespace: string | undefined
   readonly type: 'postgres'
