@@ -209,6 +209,9 @@ export declare function remoteExtend(handle: number, lockId: number, ttlMs: numb
 /** Starts a lock request for `key` with `ttlMs`; returns the request id. */
 export declare function remoteLock(handle: number, key: unknown, ttlMs: number): number
 
+/** Starts one lock request for every key of `keys` (all or nothing); returns its id. */
+export declare function remoteLockAll(handle: number, keys: Array<unknown>, ttlMs: number): number
+
 /** Starts an unlock; returns the request id, or 0 when the manager is gone. */
 export declare function remoteUnlock(handle: number, lockId: number): number
 

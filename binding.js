@@ -872,6 +872,7 @@ module.exports.release = nativeBinding.release
 module.exports.remoteCancel = nativeBinding.remoteCancel
 module.exports.remoteExtend = nativeBinding.remoteExtend
 module.exports.remoteLock = nativeBinding.remoteLock
+module.exports.remoteLockAll = nativeBinding.remoteLockAll
 module.exports.remoteUnlock = nativeBinding.remoteUnlock
 module.exports.size = nativeBinding.size
 module.exports.token = nativeBinding.token

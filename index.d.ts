@@ -100,10 +100,13 @@ export interface LockOptions {
   signal?: AbortSignal
 }
 
-export declare class LockHandle implements AsyncDisposable {
+/** What a lock holds: one key, or several taken together (a multi-resource lock). */
+export type Resource = string | readonly string[]
+
+export declare class LockHandle<R extends Resource = string> implements AsyncDisposable {
   protected constructor()
-  /** The locked key, exactly as stored. */
-  readonly resource: string
+  /** The locked key, exactly as stored (a multi-resource lock: its keys, as given). */
+  readonly resource: R
   /** The lock's unguessable token (32 hex chars). */
   readonly value: string
   /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */
@@ -113,7 +116,7 @@ export declare class LockHandle implements AsyncDisposable {
   /** Releases the lock. Resolves also when it had expired or was released already, and never frees another holder's lock. */
   unlock(): Promise<void>
   /** Makes the lock expire `ttl` ms from now; resolves the handle to use. Rejects with LockError `E_LOCK_EXPIRED` if it is no longer held. */
-  extend(ttl?: number): Promise<LockHandle>
+  extend(ttl?: number): Promise<LockHandle<R>>
   [Symbol.asyncDispose](): Promise<void>
 }
 
@@ -134,14 +137,18 @@ export declare class InMemoryLock extends LockManagerEvents {
   readonly size: number
   /** Locks `key` as given. */
   lock(key: string, ttl?: number | LockOptions): Promise<LockHandle>
+  lock(keys: readonly string[], ttl?: number | LockOptions): Promise<LockHandle<readonly string[]>>
   /** Locks `${namespace}:${key}`. */
   lockNs(key: string, ttl?: number | LockOptions): Promise<LockHandle>
+  lockNs(keys: readonly string[], ttl?: number | LockOptions): Promise<LockHandle<readonly string[]>>
   /** Whether `key` is held right now. */
   isLocked(key: string): boolean
   /** Holds `key` while `fn(signal, handle)` runs (extended automatically), releases it when `fn` settles, resolves `fn`'s result. */
   using<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  using<T>(keys: readonly string[], fn: (signal: AbortSignal, handle: LockHandle<readonly string[]>) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** `using()` on `${namespace}:${key}`. */
   usingNs<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  usingNs<T>(keys: readonly string[], fn: (signal: AbortSignal, handle: LockHandle<readonly string[]>) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases this manager's locks, rejects its queued lock() calls with DestroyedError. Idempotent. */
   destroy(): Promise<void>
 }
@@ -155,22 +162,26 @@ export declare class RedisLock extends LockManagerEvents {
   readonly size: number
   /** Locks `key` (the Redis key is exactly `key`). Calls of this manager for one key queue locally, FIFO. */
   lock(key: string, ttl?: number | LockOptions): Promise<RedisLockHandle>
+  lock(keys: readonly string[], ttl?: number | LockOptions): Promise<RedisLockHandle<readonly string[]>>
   /** Locks `${namespace}:${key}`. */
   lockNs(key: string, ttl?: number | LockOptions): Promise<RedisLockHandle>
+  lockNs(keys: readonly string[], ttl?: number | LockOptions): Promise<RedisLockHandle<readonly string[]>>
   /** Whether this manager holds `key` right now (within its validity). Sync, no I/O. */
   isLocked(key: string): boolean
   /** Holds `key` while `fn(signal, handle)` runs (extended automatically), releases it when `fn` settles, resolves `fn`'s result. */
   using<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  using<T>(keys: readonly string[], fn: (signal: AbortSignal, handle: LockHandle<readonly string[]>) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** `using()` on `${namespace}:${key}`. */
   usingNs<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  usingNs<T>(keys: readonly string[], fn: (signal: AbortSignal, handle: LockHandle<readonly string[]>) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases held locks, rejects queued lock() calls, closes the connections. Idempotent. */
   destroy(): Promise<void>
 }
 
-export declare class RedisLockHandle extends LockHandle {
+export declare class RedisLockHandle<R extends Resource = string> extends LockHandle<R> {
   /** Attempts the acquisition took. */
   readonly attempts: number
-  extend(ttl?: number): Promise<RedisLockHandle>
+  extend(ttl?: number): Promise<RedisLockHandle<R>>
 }
 
 /** A PostgreSQL lock manager: locks are rows of one table, decided by the database's clock. */
@@ -194,7 +205,7 @@ export declare class PostgresLock extends LockManagerEvents {
   destroy(): Promise<void>
 }
 
-export declare class PostgresLockHandle extends RedisLockHandle {
+export declare class PostgresLockHandle extends RedisLockHandle<string> {
   /** From the table's sequence: greater than every earlier acquisition's of any key on the table, across processes and restarts. */
   readonly fence: number
   extend(ttl?: number): Promise<PostgresLockHandle>
@@ -244,7 +255,10 @@ export declare class LockError extends Error {
   readonly code: LockErrorCode
   /** Attempts made (`retry + 1` for a busy lock, 0 for an expired one). */
   readonly attempts: number
+  /** The key (a multi-resource lock: its keys joined by `,`). */
   readonly resource: string
+  /** A multi-resource lock's keys. */
+  readonly resources?: readonly string[]
   /** E_UNAVAILABLE: `host:port: reason` per failing node (never credentials). */
   readonly causes?: string[]
   /** E_UNAVAILABLE: the same, structured. */
@@ -280,6 +294,7 @@ export declare class AbortError extends Error {
   readonly name: 'AbortError'
   readonly code: 'E_ABORTED'
   readonly resource: string
+  readonly resources?: readonly string[]
 }
 
 declare const oxlock: {

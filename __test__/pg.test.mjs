@@ -128,6 +128,17 @@ describe('the table, the token and the fence', { timeout: 30000 }, () => {
     await rejectsWith(mk().lockNs('x', 1000), ConfigError, 'E_CONFIG')
   })
 
+  test('a multi-resource lock is refused with E_UNSUPPORTED, writing no row', async () => {
+    const m = mk()
+    const [a, b] = [key('multi-a'), key('multi-b')]
+    const err = await rejectsWith(m.lock([a, b], 1000), LockError, 'E_UNSUPPORTED')
+    assert.match(err.message, /no multi-resource locks/)
+    assert.equal(await pg.lockRow(a), null)
+    const h = await m.lock([a], 1000) // one key in an array is a plain lock
+    assert.deepEqual(h.resource, [a])
+    await h.unlock()
+  })
+
   test('each acquisition gets a fresh token and a larger fence', async () => {
     const m = mk()
     const other = mk()

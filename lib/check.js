@@ -18,6 +18,17 @@ function checkKey(key) {
   if (key.length === 0) throw rangeError('key must not be empty')
 }
 
+// A lock's key: one string, or an array of them (a multi-resource lock, all or nothing).
+function checkResource(key) {
+  if (!Array.isArray(key)) return checkKey(key)
+  if (key.length === 0) throw rangeError('a multi-resource lock needs at least one key, got an empty array')
+  for (let i = 0; i < key.length; i++) {
+    const k = key[i]
+    if (typeof k !== 'string') throw typeError(`key[${i}] must be a string, got ${describe(k)}`)
+    if (k.length === 0) throw rangeError(`key[${i}] must not be empty`)
+  }
+}
+
 function checkTtl(ttl, what = 'ttl') {
   if (typeof ttl !== 'number') throw typeError(`${what} must be a number of milliseconds, got ${describe(ttl)}`)
   if (!(ttl > 0 && ttl <= MAX_MS)) throw rangeError(`${what} must be > 0 and <= ${MAX_MS} ms, got ${ttl}`)
@@ -31,4 +42,4 @@ function checkSignal(signal) {
   }
 }
 
-module.exports = { describe, checkKey, checkTtl, checkSignal }
+module.exports = { describe, checkKey, checkResource, checkTtl, checkSignal }

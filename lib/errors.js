@@ -3,12 +3,21 @@
 // Every error oxlock raises carries a stable `code`. Argument errors are the built-in
 // TypeError / RangeError (with a code); the classes below are for everything else.
 
+// `resource` is a string; a multi-resource lock's error names its keys joined by ',' (as
+// node-redlock's messages print them) and lists them in `resources`.
+function setResource(err, resource) {
+  if (Array.isArray(resource)) {
+    err.resource = resource.join(',')
+    err.resources = resource
+  } else err.resource = resource
+}
+
 class LockError extends Error {
   constructor(message, { code = 'E_LOCK_BUSY', attempts = 0, resource, cause, causes } = {}) {
     super(message, cause === undefined ? undefined : { cause })
     this.code = code
     this.attempts = attempts
-    this.resource = resource
+    setResource(this, resource)
     // E_UNAVAILABLE: why each failing node failed ("host:port: reason").
     if (causes !== undefined) this.causes = causes
   }
@@ -32,7 +41,7 @@ class AbortError extends Error {
   constructor(resource, reason) {
     super(`The wait for the lock on resource "${resource}" was aborted.`, { cause: reason })
     this.code = 'E_ABORTED'
-    this.resource = resource
+    setResource(this, resource)
   }
 }
 
@@ -115,6 +124,8 @@ function fromNative(err) {
       return new ConfigError(err.message)
     case 'E_DESTROYED':
       return new DestroyedError(err.message)
+    case 'E_UNSUPPORTED':
+      return new LockError(err.message, { code: 'E_UNSUPPORTED' })
     default:
       if (err && err.code === undefined) return typeError(`options cannot be read: ${err.message}`, 'E_CONFIG', err)
       return err

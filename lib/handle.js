@@ -20,6 +20,12 @@ function extendTtl(m, ttl) {
   return ttl
 }
 
+// Events name one key: a multi-resource lock reports each of its keys.
+function emitExtended(m, resource, value, expiration) {
+  if (m.listenerCount('extended') === 0) return
+  for (const r of Array.isArray(resource) ? resource : [resource]) m.emit('extended', { resource: r, value, expiration })
+}
+
 function checkMinting() {
   if (!minting) throw typeError('lock handles are made by lock() and lockNs(), not with new', 'E_ILLEGAL_CONSTRUCTOR')
   minting = false
@@ -36,7 +42,7 @@ class LockHandle {
     checkMinting()
     this.#manager = manager
     this.#id = id
-    /** The locked key, exactly as stored. */
+    /** The locked key, exactly as stored (a multi-resource lock: its keys, as given). */
     this.resource = resource
     // In memory, 'lost' is noticed here (remote managers signal it from the core).
     if (id !== 0 && manager.listenerCount('lost') > 0) this.#watchLost()
@@ -92,7 +98,7 @@ class LockHandle {
     args[1] = this.#id
     args[2] = ttl
     if (this.#held && native.extend()) {
-      if (m.listenerCount('extended') > 0) m.emit('extended', { resource: this.resource, value: this.value, expiration: this.expiration })
+      emitExtended(m, this.resource, this.value, this.expiration)
       return Promise.resolve(this)
     }
     return Promise.reject(expiredError(this.resource))
@@ -161,7 +167,7 @@ class RemoteLockHandle extends LockHandle {
       if (e.kind === 'extended') {
         this.#expiration = e.expiration
         resolve(this)
-        if (m.listenerCount('extended') > 0) m.emit('extended', { resource: this.resource, value: this.#value, expiration: e.expiration })
+        emitExtended(m, this.resource, this.#value, e.expiration)
       } else reject(remoteError(e.error, this.resource, m._retry, m.type))
     })
   }

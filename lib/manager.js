@@ -2,13 +2,13 @@
 
 // What every backend shares: the fields @leverege/lock exposes, the native manager behind
 // them, and the argument checks of lock() / lockNs(). A backend adds `_acquire(key, ttl,
-// signal)` and `destroy()`.
+// signal)`, `_acquireAll(keys, ttl, signal)` (a multi-resource lock) and `destroy()`.
 
 const { EventEmitter } = require('node:events')
 const { native, context } = require('./native.js')
 const { addManagerSignals, removeManagerSignals } = require('./events.js')
 const { ConfigError, DestroyedError, AbortError, typeError, fromNative } = require('./errors.js')
-const { describe, checkKey, checkTtl, checkSignal } = require('./check.js')
+const { describe, checkKey, checkResource, checkTtl, checkSignal } = require('./check.js')
 const { using } = require('./using.js')
 
 // A manager dropped without destroy() still gives its locks and waiters back.
@@ -60,22 +60,23 @@ class LockManager extends EventEmitter {
     }
   }
 
-  /** Locks `key` as given. Resolves a LockHandle. */
+  /** Locks `key` as given (an array: every key, all or nothing). Resolves a LockHandle. */
   lock(key, options) {
     try {
-      checkKey(key)
+      checkResource(key)
       return this.#lock(key, options)
     } catch (e) {
       return Promise.reject(e)
     }
   }
 
-  /** Locks `${namespace}:${key}`. */
+  /** Locks `${namespace}:${key}` (of every key of an array). */
   lockNs(key, options) {
     try {
-      checkKey(key)
+      checkResource(key)
       if (this.namespace === undefined) throw new ConfigError('lockNs() needs a namespace: pass { namespace } to create()')
-      return this.#lock(`${this.namespace}:${key}`, options)
+      const ns = (k) => `${this.namespace}:${k}`
+      return this.#lock(Array.isArray(key) ? key.map(ns) : ns(key), options)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -85,7 +86,7 @@ class LockManager extends EventEmitter {
    *  when `fn` settles; resolves `fn`'s result. See lib/using.js. */
   using(key, fn, options) {
     try {
-      checkKey(key)
+      checkResource(key)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -95,7 +96,7 @@ class LockManager extends EventEmitter {
   /** `using()` on `${namespace}:${key}`. */
   usingNs(key, fn, options) {
     try {
-      checkKey(key)
+      checkResource(key)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -132,6 +133,7 @@ class LockManager extends EventEmitter {
     }
     if (this._destroyed) throw new DestroyedError()
     if (signal !== undefined && signal.aborted) throw new AbortError(key, signal.reason)
+    if (Array.isArray(key)) return this._acquireAll(Object.freeze([...key]), ttl, signal)
     return this._acquire(key, ttl, signal)
   }
 

@@ -8,6 +8,7 @@ const { forget } = require('./events.js')
 const { mintLockHandle, RESOLVED } = require('./handle.js')
 const { LockManager } = require('./manager.js')
 const { DestroyedError, AbortError, busyError } = require('./errors.js')
+const { lockAll } = require('./multi.js')
 
 class InMemoryLock extends LockManager {
   constructor(options, info) {
@@ -21,6 +22,10 @@ class InMemoryLock extends LockManager {
     if (r > 0) return Promise.resolve(mintLockHandle(this, key, r))
     if (r === 0) throw busyError(key, this._retry)
     return this.#enqueue(key, -r, signal)
+  }
+
+  _acquireAll(keys, ttl, signal) {
+    return lockAll(this, keys, ttl, signal)
   }
 
   #enqueue(key, id, signal) {

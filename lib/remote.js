@@ -8,7 +8,7 @@ const { native, pending, addPending, removePending } = require('./native.js')
 const { forget } = require('./events.js')
 const { mintRemoteHandle } = require('./handle.js')
 const { LockManager } = require('./manager.js')
-const { DestroyedError, AbortError, remoteError } = require('./errors.js')
+const { DestroyedError, AbortError, remoteError, fromNative } = require('./errors.js')
 
 class RemoteLock extends LockManager {
   _acquire(key, ttl, signal) {
@@ -16,6 +16,19 @@ class RemoteLock extends LockManager {
     return this._request(req, { key, signal }, (e, resolve, reject) => {
       if (e.kind === 'locked') resolve(mintRemoteHandle(this, key, e))
       else reject(remoteError(e.error, key, this._retry, this.type))
+    })
+  }
+
+  _acquireAll(keys, ttl, signal) {
+    let req
+    try {
+      req = native.remoteLockAll(this._handle, keys, ttl)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    return this._request(req, { key: keys, signal }, (e, resolve, reject) => {
+      if (e.kind === 'locked') resolve(mintRemoteHandle(this, keys, e))
+      else reject(remoteError(e.error, keys, this._retry, this.type))
     })
   }
 

@@ -20,6 +20,8 @@ pub enum ErrorKind {
   Unavailable,
   /// The manager was destroyed.
   Destroyed,
+  /// The store cannot do what was asked (a multi-resource lock on a store without them).
+  Unsupported,
   /// A bug or an N-API failure: a panicked or dropped request, a failed conversion.
   Internal,
 }
@@ -34,6 +36,7 @@ impl ErrorKind {
       ErrorKind::Expired => "E_LOCK_EXPIRED",
       ErrorKind::Unavailable => "E_UNAVAILABLE",
       ErrorKind::Destroyed => "E_DESTROYED",
+      ErrorKind::Unsupported => "E_UNSUPPORTED",
       ErrorKind::Internal => "E_INTERNAL",
     }
   }

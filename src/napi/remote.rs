@@ -27,6 +27,24 @@ pub fn remote_lock(env: &Env, handle: f64, key: Unknown, ttl_ms: f64) -> Result<
   Ok(m.lock(key, millis(ttl_ms)).as_f64())
 }
 
+/// Starts one lock request for every key of `keys` (all or nothing); returns its id.
+#[napi(catch_unwind)]
+pub fn remote_lock_all(
+  env: &Env,
+  handle: f64,
+  keys: Vec<Unknown>,
+  ttl_ms: f64,
+) -> Result<f64, ErrorKind> {
+  let keys = keys
+    .iter()
+    .map(|k| key::read(env, k).map(|k| Arc::<[u8]>::from(&*k)))
+    .collect::<Result<Vec<_>, _>>()?;
+  let m = remote(handle).ok_or_else(destroyed)?;
+  m.lock_all(keys, millis(ttl_ms))
+    .map(RequestId::as_f64)
+    .map_err(Into::into)
+}
+
 /// The caller gave up on request `req` (abort): see `RemoteApi::cancel`.
 #[napi(catch_unwind)]
 pub fn remote_cancel(handle: f64, req: f64) {

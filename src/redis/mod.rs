@@ -6,6 +6,7 @@ mod node;
 mod ops;
 mod redlock;
 pub mod scripts;
+mod store;
 mod subscriber;
 
 #[cfg(test)]

@@ -7,26 +7,28 @@ use std::time::Instant;
 
 use super::scripts;
 use crate::core::CauseKind;
+use crate::remote::Resources;
 
 #[derive(Debug, Clone)]
 pub enum Op {
-  /// `SET key token NX PX ttl`, and a fence drawn (`scripts::ACQUIRE`).
+  /// `SET key token NX PX ttl`, and a fence drawn (`scripts::ACQUIRE`); for several keys,
+  /// all of them or none (`scripts::ACQUIRE_ALL`).
   Acquire {
-    key: Arc<[u8]>,
+    keys: Resources,
     token: String,
     ttl_ms: u64,
   },
   /// Compare-and-delete. A node that cannot be reached sends it again every
   /// `node::RETRY_PAUSE` until `retry_until` (when the key expires anyway).
   Release {
-    key: Arc<[u8]>,
+    keys: Resources,
     token: String,
     retry_until: Option<Instant>,
     /// Publish that the key is free (an unlock; not the take-back of a failed attempt).
     notify: bool,
   },
   Extend {
-    key: Arc<[u8]>,
+    keys: Resources,
     token: String,
     ttl_ms: u64,
   },
@@ -84,8 +86,18 @@ impl Op {
       // and set a key nobody will release (seen on a fresh server). EVAL costs the
       // script's bytes on the wire, and the server caches it as it does for EVALSHA.
       let source: Option<&str> = match self {
-        Op::Release { notify: false, .. } => Some(scripts::RELEASE_SOURCE),
-        Op::Acquire { .. } => Some(&scripts::ACQUIRE_SOURCE),
+        Op::Release {
+          notify: false,
+          keys,
+          ..
+        } => Some(match keys.single() {
+          Some(_) => scripts::RELEASE_SOURCE,
+          None => scripts::RELEASE_ALL_SOURCE,
+        }),
+        Op::Acquire { keys, .. } => Some(match keys.single() {
+          Some(_) => &scripts::ACQUIRE_SOURCE,
+          None => scripts::ACQUIRE_ALL_SOURCE,
+        }),
         Op::Transfer { .. } => Some(&scripts::TRANSFER_SOURCE),
         _ => None,
       };
@@ -105,13 +117,16 @@ impl Op {
   pub fn script(&self) -> Option<Scripted> {
     let keep = |ttl_ms: &u64| (ttl_ms + scripts::FENCE_KEEP_MS).to_string();
     Some(match self {
-      Op::Acquire { key, token, ttl_ms } => (
-        &*scripts::ACQUIRE,
-        vec![
-          key.to_vec(),
-          scripts::fence_key(key),
-          scripts::waiting_key(key),
-        ],
+      Op::Acquire {
+        keys,
+        token,
+        ttl_ms,
+      } => (
+        match keys.single() {
+          Some(_) => &*scripts::ACQUIRE,
+          None => &*scripts::ACQUIRE_ALL,
+        },
+        with_side_keys(keys),
         vec![
           token.clone(),
           ttl_ms.to_string(),
@@ -120,18 +135,35 @@ impl Op {
         ],
       ),
       Op::Release {
-        key, token, notify, ..
-      } => {
-        let script = if *notify {
-          &*scripts::RELEASE_NOTIFY
-        } else {
-          &*scripts::RELEASE
-        };
-        (script, vec![key.to_vec()], vec![token.clone()])
-      }
-      Op::Extend { key, token, ttl_ms } => (
-        &*scripts::EXTEND,
-        vec![key.to_vec()],
+        keys,
+        token,
+        notify,
+        ..
+      } => match keys.single() {
+        Some(key) => {
+          let script = if *notify {
+            &*scripts::RELEASE_NOTIFY
+          } else {
+            &*scripts::RELEASE
+          };
+          (script, vec![key.to_vec()], vec![token.clone()])
+        }
+        None => (
+          &*scripts::RELEASE_ALL,
+          key_list(keys),
+          vec![token.clone(), u8::from(*notify).to_string()],
+        ),
+      },
+      Op::Extend {
+        keys,
+        token,
+        ttl_ms,
+      } => (
+        match keys.single() {
+          Some(_) => &*scripts::EXTEND,
+          None => &*scripts::EXTEND_ALL,
+        },
+        key_list(keys),
         vec![token.clone(), ttl_ms.to_string()],
       ),
       Op::Transfer {
@@ -165,6 +197,18 @@ impl Op {
       Op::Inspect { .. } | Op::Command(_) => return None,
     })
   }
+}
+
+fn key_list(keys: &Resources) -> Vec<Vec<u8>> {
+  keys.keys().iter().map(|k| k.to_vec()).collect()
+}
+
+/// The lock keys, then their fence counters, then their "someone waits" marks.
+fn with_side_keys(keys: &Resources) -> Vec<Vec<u8>> {
+  let mut all = key_list(keys);
+  all.extend(keys.keys().iter().map(|k| scripts::fence_key(k)));
+  all.extend(keys.keys().iter().map(|k| scripts::waiting_key(k)));
+  all
 }
 
 /// The server lost its script cache (restart, SCRIPT FLUSH).

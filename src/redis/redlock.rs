@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::ops::{Op, Reply};
 
 use crate::core::{Cause, CauseKind, Key};
-use crate::remote::{Attempt, KeyWatch, Store, Validity, WatchState};
+use crate::remote::{Attempt, KeyWatch, Resources, Validity, WatchState};
 
 /// A node as Redlock sees it: a name for messages and a way to run one operation.
 pub trait Endpoint: Send + Sync + 'static {
@@ -39,8 +39,8 @@ pub trait Endpoint: Send + Sync + 'static {
 pub type Unwatch = Box<dyn FnOnce() + Send + Sync>;
 
 pub struct Redlock<E: Endpoint> {
-  nodes: Vec<Arc<E>>,
-  quorum: usize,
+  pub(super) nodes: Vec<Arc<E>>,
+  pub(super) quorum: usize,
   drift_factor: f64,
   /// How late a node still out when a round was decided may yet run its command.
   node_timeout: Duration,
@@ -48,7 +48,7 @@ pub struct Redlock<E: Endpoint> {
 
 /// When a round has its outcome.
 #[derive(Clone, Copy)]
-enum Decide {
+pub(super) enum Decide {
   /// A quorum said yes, or too many did not for a quorum to say yes.
   Votes,
   /// A quorum answered (yes or no), or too many failed for a quorum to answer.
@@ -57,16 +57,16 @@ enum Decide {
 
 /// The votes of one round.
 #[derive(Default)]
-struct Tally {
-  yes: usize,
-  no: usize,
-  causes: Vec<Cause>,
+pub(super) struct Tally {
+  pub yes: usize,
+  pub no: usize,
+  pub causes: Vec<Cause>,
   /// Every node answered (none may still run the command later).
-  all_heard: bool,
+  pub all_heard: bool,
   /// The nodes that answered yes or no, by index.
-  answered: Vec<usize>,
+  pub answered: Vec<usize>,
   /// The largest fence among the yes votes.
-  fence: Option<u64>,
+  pub fence: Option<u64>,
 }
 
 /// How long a failed round waits for the nodes still out, so its causes name them all.
@@ -91,7 +91,7 @@ impl<E: Endpoint> Redlock<E> {
   /// drift; gone from every node by the reply + ttl (each node that answered counted its
   /// PX from when the command arrived, before its reply did), plus a node timeout when
   /// some node had not answered yet (it may still run the command).
-  fn validity(&self, start: Instant, ttl: Duration, t: &Tally) -> Option<Validity> {
+  pub(super) fn validity(&self, start: Instant, ttl: Duration, t: &Tally) -> Option<Validity> {
     let valid_until = start + ttl.saturating_sub(self.drift(ttl));
     let replied = Instant::now();
     let late = if t.all_heard {
@@ -109,11 +109,11 @@ impl<E: Endpoint> Redlock<E> {
   /// Sends `op` to every node at once and stops as soon as the quorum outcome is known
   /// either way. When no quorum answered, every node is accounted for in the causes:
   /// stragglers get a short grace, then count as not having answered in time.
-  async fn round(&self, op: impl Fn() -> Op) -> Tally {
+  pub(super) async fn round(&self, op: impl Fn() -> Op) -> Tally {
     self.round_until(Decide::Votes, op).await
   }
 
-  async fn round_until(&self, decide: Decide, op: impl Fn() -> Op) -> Tally {
+  pub(super) async fn round_until(&self, decide: Decide, op: impl Fn() -> Op) -> Tally {
     let n = self.nodes.len();
     let mut pending: FuturesUnordered<_> = self
       .nodes
@@ -191,11 +191,11 @@ impl<E: Endpoint> Redlock<E> {
   /// the others (a paused node would hold the caller a node timeout). What is queued runs
   /// before anything the caller sends next on the same connections. Never retried: a late
   /// delete must not outlive the attempt (the next one has a token of its own anyway).
-  async fn take_back(&self, key: &Key, token: &str, answered: &[usize]) {
+  pub(super) async fn take_back(&self, keys: &Resources, token: &str, answered: &[usize]) {
     let mut replies = Vec::new();
     for (i, node) in self.nodes.iter().enumerate() {
       let reply = node.call(Op::Release {
-        key: key.clone(),
+        keys: keys.clone(),
         token: token.to_owned(),
         retry_until: None,
         notify: false,
@@ -211,28 +211,30 @@ impl<E: Endpoint> Redlock<E> {
   /// quorum may share only one node with this one, and must still draw above it. Sent
   /// without waiting, long before this lock can expire. Best effort: a node that misses
   /// it and restarts without persistence falls back on its clock (`scripts::ACQUIRE`).
-  fn raise_fence(&self, key: &Key, fence: Option<u64>) {
+  pub(super) fn raise_fence(&self, keys: &Resources, fence: Option<u64>) {
     let Some(fence) = fence.filter(|_| self.nodes.len() > 1) else {
       return;
     };
     for node in &self.nodes {
-      drop(node.call(Op::RaiseFence {
-        key: key.clone(),
-        fence,
-      }));
+      for key in keys.keys() {
+        drop(node.call(Op::RaiseFence {
+          key: key.clone(),
+          fence,
+        }));
+      }
     }
   }
 
   /// Releases everywhere and resolves once a quorum answered, or every node's first try
   /// ended. A node that could not be reached sends the delete again by itself until
   /// `until`, when the key expires anyway.
-  async fn release_everywhere(&self, key: &Key, token: &str, until: Instant) {
+  pub(super) async fn release_everywhere(&self, keys: Resources, token: &str, until: Instant) {
     let mut replies: FuturesUnordered<_> = self
       .nodes
       .iter()
       .map(|node| {
         node.call(Op::Release {
-          key: key.clone(),
+          keys: keys.clone(),
           token: token.to_owned(),
           retry_until: Some(until),
           notify: true,
@@ -248,28 +250,27 @@ impl<E: Endpoint> Redlock<E> {
       }
     }
   }
-}
 
-impl<E: Endpoint> Store for Redlock<E> {
-  async fn try_acquire(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {
+  /// One attempt on one key or several (all or nothing on each node).
+  pub(super) async fn acquire(&self, keys: Resources, token: &str, ttl: Duration) -> Attempt {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
     let tally = self
       .round(|| Op::Acquire {
-        key: key.clone(),
+        keys: keys.clone(),
         token: token.to_owned(),
         ttl_ms,
       })
       .await;
     if tally.yes >= self.quorum {
       if let Some(v) = self.validity(start, ttl, &tally) {
-        self.raise_fence(key, v.fence);
+        self.raise_fence(&keys, v.fence);
         return Attempt::Won(v);
       }
     }
     // Partial or late: take back whatever we set, everywhere, before the caller goes on.
     if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.take_back(key, token, &tally.answered).await;
+      self.take_back(&keys, token, &tally.answered).await;
     }
     if tally.yes + tally.no >= self.quorum {
       Attempt::Held
@@ -278,12 +279,12 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
   }
 
-  async fn try_extend(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {
+  pub(super) async fn extend(&self, keys: Resources, token: &str, ttl: Duration) -> Attempt {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
     let tally = self
       .round(|| Op::Extend {
-        key: key.clone(),
+        keys: keys.clone(),
         token: token.to_owned(),
         ttl_ms,
       })
@@ -300,19 +301,15 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
   }
 
-  fn set_reporter(&self, r: crate::remote::Reporter) {
-    for n in &self.nodes {
-      n.set_reporter(r.clone());
-    }
-  }
-
-  /// A watch on every node: any of them telling the key was freed wakes the waiter.
-  fn watch(&self, key: &Key) -> Option<KeyWatch> {
+  /// A watch on every node for every key: any of them telling a key was freed wakes the
+  /// waiter.
+  pub(super) fn watch_keys(&self, keys: &[Key]) -> Option<KeyWatch> {
     let state = Arc::new(WatchState::default());
     let stops: Vec<Unwatch> = self
       .nodes
       .iter()
-      .filter_map(|n| n.watch(key, state.clone()))
+      .flat_map(|n| keys.iter().map(move |k| (n, k)))
+      .filter_map(|(n, k)| n.watch(k, state.clone()))
       .collect();
     if stops.is_empty() {
       return None;
@@ -321,71 +318,5 @@ impl<E: Endpoint> Store for Redlock<E> {
       state,
       Box::new(move || stops.into_iter().for_each(|stop| stop())),
     ))
-  }
-
-  async fn release(&self, key: &Key, token: &str, until: Instant) {
-    self.release_everywhere(key, token, until).await
-  }
-
-  async fn quiesce(&self, within: Duration) {
-    let until = Instant::now() + within;
-    while Instant::now() < until && !self.nodes.iter().all(|n| n.idle()) {
-      tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-  }
-
-  async fn inspect(&self, key: &Key) -> Result<bool, Vec<Cause>> {
-    let tally = self
-      .round_until(Decide::Answers, || Op::Inspect { key: key.clone() })
-      .await;
-    if tally.yes + tally.no >= self.quorum {
-      Ok(tally.yes > 0)
-    } else {
-      Err(tally.causes)
-    }
-  }
-
-  async fn try_transfer(
-    &self,
-    key: &Key,
-    from: &str,
-    to: &str,
-    ttl: Duration,
-    handoffs: u32,
-  ) -> Option<Validity> {
-    let ttl_ms = ttl.as_millis() as u64;
-    let start = Instant::now();
-    let tally = self
-      .round(|| Op::Transfer {
-        key: key.clone(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-        ttl_ms,
-        handoffs,
-      })
-      .await;
-    if tally.yes >= self.quorum {
-      if let Some(v) = self.validity(start, ttl, &tally) {
-        self.raise_fence(key, v.fence);
-        if tally.yes < self.nodes.len() {
-          // A node that did not pass it on (it refused for fairness, or was not reached)
-          // may still hold the old token, which nobody will release now: delete it there.
-          for node in &self.nodes {
-            drop(node.call(Op::Release {
-              key: key.clone(),
-              token: from.to_owned(),
-              retry_until: None,
-              notify: false,
-            }));
-          }
-        }
-        return Some(v);
-      }
-    }
-    // As after a failed acquire.
-    if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.take_back(key, to, &tally.answered).await;
-    }
-    None
   }
 }

@@ -42,6 +42,54 @@ end{DRAW_FENCE}"#
   )
 });
 
+/// ACQUIRE for n keys, node-redlock v4's multi-resource script (if any key exists, none is
+/// set and 0 is returned; else every key is set to the token with PX) with our side keys:
+/// KEYS = n lock keys, their n fence counters, their n waiting marks. The fence is the
+/// largest of the keys' drawn fences (and of `TIME`), and every counter is raised to it, so
+/// it is above every earlier fence of each key, and every later one of each key is above it.
+pub static ACQUIRE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE_ALL_SOURCE));
+pub const ACQUIRE_ALL_SOURCE: &str = r#"local n = #KEYS / 3
+for i = 1, n do
+  if redis.call("exists", KEYS[i]) == 1 then
+    for j = 1, n do redis.call("set", KEYS[2 * n + j], "1", "PX", ARGV[4]) end
+    return 0
+  end
+end
+local t = redis.call("time")
+local f = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 1, n do
+  redis.call("set", KEYS[i], ARGV[1], "PX", ARGV[2])
+  local c = redis.call("incr", KEYS[n + i])
+  if c > f then f = c end
+end
+for i = 1, n do redis.call("set", KEYS[n + i], string.format("%d", f), "PX", ARGV[3]) end
+return f"#;
+
+/// RELEASE of every key (v4's multi-key release); publishes each freed key when ARGV[2] is
+/// "1" (an unlock; not the take-back of a failed attempt). Returns how many were deleted.
+pub static RELEASE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_ALL_SOURCE));
+pub const RELEASE_ALL_SOURCE: &str = r#"local n = 0
+for i = 1, #KEYS do
+  if redis.call("get", KEYS[i]) == ARGV[1] then
+    redis.call("del", KEYS[i])
+    n = n + 1
+    if ARGV[2] == "1" then redis.call("publish", "oxlock:freed:" .. KEYS[i], "") end
+  end
+end
+return n"#;
+
+/// EXTEND of every key, only while all of them hold our token (v4's multi-key extend).
+/// Returns 1 or 0.
+pub static EXTEND_ALL: LazyLock<Script> = LazyLock::new(|| {
+  Script::new(
+    r#"for i = 1, #KEYS do
+  if redis.call("get", KEYS[i]) ~= ARGV[1] then return 0 end
+end
+for i = 1, #KEYS do redis.call("pexpire", KEYS[i], ARGV[2]) end
+return 1"#,
+  )
+});
+
 /// Raises the fence counter KEYS[1] to ARGV[1] if it is lower (Redlock: the quorum's
 /// largest fence, told to every node so that the next quorum, which shares a node with
 /// this one only, still draws above it).

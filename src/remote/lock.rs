@@ -8,8 +8,9 @@ use tokio::sync::oneshot;
 
 use super::gate::Baton;
 use super::manager::{Cancel, Held, RemoteManager};
+use super::resources::{self, Resources};
 use super::{watch, Attempt, Store, Validity};
-use crate::core::{clock, token, Error, Key, Lease, LockId, Outcome};
+use crate::core::{clock, runtime, token, Error, Event, Lease, LockId, Outcome, Signal};
 
 /// The key's gate while a lock request owns it; leaves it when dropped armed.
 struct GateOwned<'a, S: Store> {
@@ -98,10 +99,11 @@ impl<S: Store> RemoteManager<S> {
       }
       None => None,
     };
+    let keys = Resources::one(key.clone());
     let result = match taken_over {
       Some((v, token, handoffs)) => Ok((v, 1, token, handoffs)),
       None => self
-        .attempts(&*store, &key, ttl, &cancel)
+        .attempts(&*store, &keys, ttl, &cancel)
         .await
         .map(|(v, n, token)| (v, n, token, 0)),
     };
@@ -113,7 +115,7 @@ impl<S: Store> RemoteManager<S> {
       }
       Ok((v, attempts, token, handoffs)) => {
         gate.armed = false; // the lease owns the gate now
-        Outcome::Locked(self.hold(key.clone(), token, v, attempts, handoffs))
+        Outcome::Locked(self.hold(keys, token, v, attempts, handoffs))
       }
       Err(e) => Outcome::Failed(e),
     }
@@ -161,10 +163,10 @@ impl<S: Store> RemoteManager<S> {
   /// Attempts until one wins, the retry budget is spent or the caller gives up. Every
   /// attempt has a fresh token, so a late clean-up of a failed attempt (it is not awaited)
   /// can only ever delete that attempt's own value, never the key a later one won.
-  async fn attempts(
+  pub(super) async fn attempts(
     &self,
     store: &S,
-    key: &Key,
+    keys: &Resources,
     ttl: Duration,
     cancel: &Cancel,
   ) -> Result<(Validity, u32, String), Error> {
@@ -183,7 +185,7 @@ impl<S: Store> RemoteManager<S> {
       let token = fresh_token()?;
       // A failure reports the timed attempts: with the budget spent, `retry + 1` (as
       // node-redlock's message says), however many notices woke the waiter in between.
-      let (last, expires) = match store.try_acquire(key, &token, ttl).await {
+      let (last, expires) = match resources::acquire(store, keys, &token, ttl).await {
         Attempt::Won(v) => return Ok((v, attempts, token)),
         Attempt::Held => (Error::busy(timed), None),
         Attempt::HeldUntil(at) => (Error::busy(timed), Some(at)),
@@ -193,7 +195,7 @@ impl<S: Store> RemoteManager<S> {
         return Err(last);
       }
       if watch.is_none() {
-        watch = store.watch(key);
+        watch = resources::watch(store, keys);
       }
       if let Some(w) = &watch {
         w.holder_expires(expires);
@@ -209,7 +211,7 @@ impl<S: Store> RemoteManager<S> {
         // Woken early: one attempt now, on the same timer.
         attempts += 1;
         let token = fresh_token()?;
-        let expires = match store.try_acquire(key, &token, ttl).await {
+        let expires = match resources::acquire(store, keys, &token, ttl).await {
           Attempt::Won(v) => return Ok((v, attempts, token)),
           Attempt::HeldUntil(at) => Some(at),
           // Still held (or not reachable): back to the timer, which a cancel also ends.
@@ -223,9 +225,9 @@ impl<S: Store> RemoteManager<S> {
   }
 
   /// Records a won lease and starts watching its expiry.
-  fn hold(
+  pub(super) fn hold(
     &self,
-    key: Arc<[u8]>,
+    keys: Resources,
     token: String,
     v: Validity,
     attempts: u32,
@@ -235,7 +237,7 @@ impl<S: Store> RemoteManager<S> {
     self.held.lock().insert(
       lock_id,
       Held {
-        key,
+        keys,
         token: token.clone(),
         valid_until: v.valid_until,
         expires_at: v.expires_at,
@@ -262,7 +264,7 @@ impl<S: Store> RemoteManager<S> {
   pub(super) async fn run_extend(
     &self,
     store: &S,
-    key: &Key,
+    keys: &Resources,
     token: &str,
     ttl: Duration,
     valid_until: Instant,
@@ -270,7 +272,7 @@ impl<S: Store> RemoteManager<S> {
     let mut attempts = 0u32;
     loop {
       attempts += 1;
-      let causes = match store.try_extend(key, token, ttl).await {
+      let causes = match resources::extend(store, keys, token, ttl).await {
         Attempt::Won(v) => return Ok(v),
         Attempt::Held | Attempt::HeldUntil(_) => return Err(Error::expired()),
         Attempt::Failed(causes) => causes,
@@ -285,9 +287,46 @@ impl<S: Store> RemoteManager<S> {
       tokio::time::sleep(self.retry.pause().min(valid_until - now)).await;
     }
   }
+
+  /// Opens the local gate once a lock that nobody unlocked is gone from the store.
+  pub(super) fn watch_expiry(&self, lock: LockId) -> tokio::task::AbortHandle {
+    let me = self.me.clone();
+    runtime::runtime()
+      .spawn(async move {
+        let mut until = Instant::now();
+        loop {
+          tokio::time::sleep_until(until.into()).await;
+          let Some(m) = me.upgrade() else { break };
+          let mut held = m.held.lock();
+          match held.get_mut(&lock) {
+            Some(h) if h.expires_at <= Instant::now() => {
+              h.watcher = None; // this task: it must not abort itself
+              let keys = h.keys.clone();
+              held.remove(&lock);
+              drop(held);
+              // Held, never unlocked, and now gone from the store: the `lost` event (one
+              // per key of a multi-resource lock).
+              for key in keys.keys() {
+                m.gates.leave(key, None);
+                m.inbox.push(Event::Signal(Signal {
+                  source: m.id,
+                  name: "lost",
+                  key: String::from_utf8_lossy(key).into_owned(),
+                  error: None,
+                }));
+              }
+              break;
+            }
+            Some(h) => until = h.expires_at, // first look, or extended
+            None => break,                   // unlocked: that path opened the gate
+          }
+        }
+      })
+      .abort_handle()
+  }
 }
 
-fn fresh_token() -> Result<String, Error> {
+pub(super) fn fresh_token() -> Result<String, Error> {
   token::random_token_hex()
     .map_err(|e| Error::internal(format!("no OS randomness for a token: {e}")))
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::gate::Gates;
+use super::resources::{self, Resources};
 use super::Store;
 use super::StoreEvent;
 use crate::config::RetryPolicy;
@@ -22,6 +23,9 @@ use crate::core::{
 pub trait RemoteApi: Send + Sync {
   /// Starts a lock request; the outcome is `Locked` or `Failed`.
   fn lock(&self, key: Arc<[u8]>, ttl: Duration) -> RequestId;
+  /// Starts a lock request for every key of `keys` at once (all or nothing), or refuses
+  /// at once when the store has no multi-resource locks.
+  fn lock_all(&self, keys: Vec<Arc<[u8]>>, ttl: Duration) -> Result<RequestId, Error>;
   /// Starts an unlock; always ends `Done` (an expired or foreign key is left alone).
   fn unlock(&self, lock: LockId) -> RequestId;
   /// Starts an extend, or `None` when refused at once (no I/O): the validity has passed.
@@ -67,7 +71,7 @@ struct Running {
 
 /// A lock this manager holds.
 pub(super) struct Held {
-  pub key: Arc<[u8]>,
+  pub keys: Resources,
   pub token: String,
   pub valid_until: Instant,
   pub expires_at: Instant,
@@ -87,10 +91,10 @@ impl Drop for Held {
 pub struct RemoteManager<S: Store> {
   pub(super) me: Weak<Self>,
   /// What this manager's signals (`lost`, `error`, `reconnect`) carry as their source.
-  id: ManagerId,
+  pub(super) id: ManagerId,
   /// Closes (its connections) when the last request of a destroyed manager is done.
   store: Arc<S>,
-  inbox: Arc<Inbox>,
+  pub(super) inbox: Arc<Inbox>,
   pub(super) retry: RetryPolicy,
   pub(super) gates: Gates,
   pub(super) held: Mutex<HashMap<LockId, Held>>,
@@ -154,7 +158,7 @@ impl<S: Store> RemoteManager<S> {
   }
 
   /// Runs `fut` as request `req`; whatever happens to it, `finish` runs once.
-  fn spawn<F>(&self, cancel: Option<Arc<Cancel>>, fut: F) -> RequestId
+  pub(super) fn spawn<F>(&self, cancel: Option<Arc<Cancel>>, fut: F) -> RequestId
   where
     F: Future<Output = Outcome> + Send + 'static,
   {
@@ -209,16 +213,28 @@ impl<S: Store> RemoteManager<S> {
     let Some(h) = self.held.lock().remove(&lock) else {
       return;
     };
+    let Some(key) = h.keys.single() else {
+      // Several keys: never handed on as they are (a waiter wants other keys with them).
+      self
+        .store
+        .release_all(h.keys.keys(), &h.token, h.expires_at)
+        .await;
+      h.keys
+        .keys()
+        .iter()
+        .for_each(|k| drop(self.gates.leave(k, None)));
+      return;
+    };
     let baton = super::gate::Baton {
       token: h.token.clone(),
       expires_at: h.expires_at,
       handoffs: h.handoffs,
     };
-    if h.valid_until > Instant::now() && self.gates.hand_on(&h.key, &baton) {
+    if h.valid_until > Instant::now() && self.gates.hand_on(key, &baton) {
       return;
     }
-    self.store.release(&h.key, &h.token, h.expires_at).await;
-    self.gates.leave(&h.key, None);
+    self.store.release(key, &h.token, h.expires_at).await;
+    self.gates.leave(key, None);
   }
 
   /// Leaves the gate with a baton we cannot use: the next waiter gets it, or its token is
@@ -236,40 +252,6 @@ impl<S: Store> RemoteManager<S> {
     bg.retain(|h| !h.is_finished());
     bg.push(runtime::runtime().spawn(fut));
   }
-
-  /// Opens the local gate once a lock that nobody unlocked is gone from the store.
-  pub(super) fn watch_expiry(&self, lock: LockId) -> tokio::task::AbortHandle {
-    let me = self.me.clone();
-    runtime::runtime()
-      .spawn(async move {
-        let mut until = Instant::now();
-        loop {
-          tokio::time::sleep_until(until.into()).await;
-          let Some(m) = me.upgrade() else { break };
-          let mut held = m.held.lock();
-          match held.get_mut(&lock) {
-            Some(h) if h.expires_at <= Instant::now() => {
-              h.watcher = None; // this task: it must not abort itself
-              let key = h.key.clone();
-              held.remove(&lock);
-              drop(held);
-              m.gates.leave(&key, None);
-              // Held, never unlocked, and now gone from the store: the `lost` event.
-              m.inbox.push(Event::Signal(Signal {
-                source: m.id,
-                name: "lost",
-                key: String::from_utf8_lossy(&key).into_owned(),
-                error: None,
-              }));
-              break;
-            }
-            Some(h) => until = h.expires_at, // first look, or extended
-            None => break,                   // unlocked: that path opened the gate
-          }
-        }
-      })
-      .abort_handle()
-  }
 }
 
 impl<S: Store> RemoteApi for RemoteManager<S> {
@@ -283,6 +265,10 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
     self.spawn(Some(cancel), async move {
       me.run_lock(key, ttl, queued, c).await
     })
+  }
+
+  fn lock_all(&self, keys: Vec<Arc<[u8]>>, ttl: Duration) -> Result<RequestId, Error> {
+    self.start_lock_all(Resources::many(keys), ttl)
   }
 
   fn unlock(&self, lock: LockId) -> RequestId {
@@ -302,7 +288,7 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
       if h.valid_until <= Instant::now() {
         return None;
       }
-      (h.key.clone(), h.token.clone(), h.valid_until)
+      (h.keys.clone(), h.token.clone(), h.valid_until)
     };
     let store = self.store()?;
     let me = self.arc()?;
@@ -322,7 +308,7 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
           } else {
             // Unlocked, or given up by the expiry watch, while the extend was in flight:
             // the key it just extended is nobody's now; take it back.
-            store.release(&key, &token, v.expires_at).await;
+            resources::release(&*store, &key, &token, v.expires_at).await;
             Outcome::Failed(Error::expired())
           }
         }
@@ -373,7 +359,7 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
       }
       let releases = held
         .iter()
-        .map(|h| store.release(&h.key, &h.token, h.expires_at));
+        .map(|h| resources::release(&*store, &h.keys, &h.token, h.expires_at));
       futures_util::future::join_all(releases).await;
       store.quiesce(bound).await;
       Outcome::Done
@@ -394,6 +380,6 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
       .held
       .lock()
       .values()
-      .any(|h| &*h.key == key && h.valid_until > now)
+      .any(|h| h.keys.contains(key) && h.valid_until > now)
   }
 }

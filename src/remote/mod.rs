@@ -7,13 +7,16 @@
 mod gate;
 mod health;
 mod lock;
+mod lock_all;
 mod manager;
+mod resources;
 mod retry;
 mod store;
 mod watch;
 
 pub use health::{Health, Reporter, StoreEvent};
 pub use manager::{RemoteApi, RemoteManager};
+pub use resources::Resources;
 pub use store::{Attempt, Store, Validity, FAIR_COURTESY, FAIR_HANDOFFS};
 pub use watch::{KeyWatch, WatchState};
 

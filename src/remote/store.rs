@@ -90,6 +90,46 @@ pub trait Store: Send + Sync + 'static {
     std::future::ready(None)
   }
 
+  /// Whether the store takes several keys in one attempt, all or nothing (the `_all`
+  /// calls below). A manager refuses multi-resource locks on a store without.
+  const MULTI: bool = false;
+
+  /// One attempt to take every key of `keys` (sorted, at least two) under `token`: all of
+  /// them, or none (nothing is left set when the answer is not `Won`).
+  fn try_acquire_all(
+    &self,
+    _keys: &[Key],
+    _token: &str,
+    _ttl: Duration,
+  ) -> impl Future<Output = Attempt> + Send {
+    std::future::ready(Attempt::Failed(Vec::new()))
+  }
+
+  /// `try_extend` of every key of `keys`: only while all of them still hold `token`.
+  fn try_extend_all(
+    &self,
+    _keys: &[Key],
+    _token: &str,
+    _ttl: Duration,
+  ) -> impl Future<Output = Attempt> + Send {
+    std::future::ready(Attempt::Failed(Vec::new()))
+  }
+
+  /// `release` of every key of `keys` that still holds `token`.
+  fn release_all(
+    &self,
+    _keys: &[Key],
+    _token: &str,
+    _until: Instant,
+  ) -> impl Future<Output = ()> + Send {
+    std::future::ready(())
+  }
+
+  /// `watch` on several keys: fires when any of them may have been freed.
+  fn watch_all(&self, _keys: &[Key]) -> Option<KeyWatch> {
+    None
+  }
+
   /// Optional: where to tell connection failures and recoveries (the manager's `error`
   /// and `reconnect` events). Called once, before any other call.
   fn set_reporter(&self, _reporter: super::Reporter) {}
