@@ -193,14 +193,19 @@ export declare class PostgresLock extends LockManagerEvents {
   readonly size: number
   /** Locks `key` (the row's key is `key`'s UTF-8 bytes). Calls of this manager for one key queue locally, FIFO. */
   lock(key: string, ttl?: number | LockOptions): Promise<PostgresLockHandle>
+  /** An array of two or more keys rejects with `E_UNSUPPORTED` (no multi-resource locks on PostgreSQL). */
+  lock(keys: readonly string[], ttl?: number | LockOptions): Promise<RedisLockHandle<readonly string[]>>
   /** Locks `${namespace}:${key}`. */
   lockNs(key: string, ttl?: number | LockOptions): Promise<PostgresLockHandle>
+  lockNs(keys: readonly string[], ttl?: number | LockOptions): Promise<RedisLockHandle<readonly string[]>>
   /** Whether this manager holds `key` right now (within its validity). Sync, no I/O. */
   isLocked(key: string): boolean
   /** Holds `key` while `fn(signal, handle)` runs (extended automatically), releases it when `fn` settles, resolves `fn`'s result. */
   using<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  using<T>(keys: readonly string[], fn: (signal: AbortSignal, handle: LockHandle<readonly string[]>) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** `using()` on `${namespace}:${key}`. */
   usingNs<T>(key: string, fn: (signal: AbortSignal, handle: LockHandle) => T | Promise<T>, options?: UsingOptions): Promise<T>
+  usingNs<T>(keys: readonly string[], fn: (signal: AbortSignal, handle: LockHandle<readonly string[]>) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases held locks, rejects queued lock() calls, closes the connections. Idempotent. */
   destroy(): Promise<void>
 }
@@ -231,7 +236,7 @@ export declare function create(options?: CreateOptions): Lock
 /** A promise version of setTimeout. */
 export declare function wait(ms: number): Promise<void>
 
-export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_LOCK_LOST'
+export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_LOCK_LOST' | 'E_UNSUPPORTED'
 
 /** Options of `using()`. */
 export interface UsingOptions {

@@ -99,13 +99,22 @@ async function examples(): Promise<void> {
   await l4[Symbol.asyncDispose]()
   await disposable[Symbol.asyncDispose]()
 
+  // Multi-resource locks: the handle's resource is the array.
+  const both = await lock.lock(['a', 'b'], 1000)
+  const bothKeys: readonly string[] = both.resource
+  await both.extend(500)
+  await both.unlock()
+  const viaUsing: number = await lock.usingNs(['a', 'b'], async (_signal, h) => h.resource.length)
+  void [bothKeys, viaUsing]
+
   // Errors carry a stable code.
   try {
     await lock.lock('busy')
   } catch (e) {
     if (e instanceof LockError) {
       const code: LockErrorCode = e.code
-      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_LOCK_LOST' = e.code
+      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_LOCK_LOST' | 'E_UNSUPPORTED' = e.code
+      const keys: readonly string[] | undefined = e.resources
       const attempts: number = e.attempts
       const res: string = e.resource
       const name: 'LockError' = e.name
