@@ -3,8 +3,8 @@
 //   P2 64 contenders on one key (4 processes x 16): critical sections/s, wait p50/p99
 // Starts its own PostgreSQL (../__test__/pg-harness.mjs) on a free loopback port. Each
 // (library, round) runs in its own child process (P2: 4 at once), rounds interleaved; medians
-// and per-round ratios. --burn measures everything a second time with two CPU-burning
-// processes running. Results: bench/results-postgres.json.
+// and per-round ratios. --burn measures everything a second time with one CPU-burning process
+// per core running (bench/pressure.mjs). Results: bench/results-postgres.json.
 //
 //   node bench/postgres.mjs [--rounds 3] [--ms 2000] [--burn] [--scenarios P1,P2] [--out file]
 import { spawn, execFileSync } from 'node:child_process'
@@ -16,6 +16,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { PRESSURE_TEXT, startPressure } from './pressure.mjs'
 
 const require = createRequire(import.meta.url)
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -351,11 +352,8 @@ async function main() {
   const loadBefore = load1()
   process.stderr.write(`starting PostgreSQL (${PG_VERSION})...\n`)
   const pg = await startPostgres()
-  const burners = new Set()
-  const stopBurners = () => {
-    for (const b of burners) b.kill('SIGKILL')
-    burners.clear()
-  }
+  let burn = null
+  const stopBurners = () => burn?.stop()
   process.on('exit', stopBurners)
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => (stopBurners(), process.exit(130)))
 
@@ -398,12 +396,8 @@ async function main() {
   const results = {}
   for (const phase of phases) {
     if (phase === 'burn') {
-      for (let i = 0; i < 2; i++) {
-        const b = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' })
-        burners.add(b)
-      }
-      await sleep(500)
-      process.stderr.write('two CPU burners running\n')
+      burn = await startPressure('burn')
+      process.stderr.write(`${PRESSURE_TEXT.burn}\n`)
     }
     results[phase] = {}
     for (const sc of scenarios) {
@@ -523,7 +517,7 @@ function report(meta, results) {
   L.push(`\`${meta.command}\`; node ${meta.node}, ${meta.postgres}, ${meta.cpus}; oxlock ${meta.oxlock.commit ?? '?'}${meta.oxlock.dirty ? ' (+ changes)' : ''}, addon ${meta.addon.sha1}`)
   L.push(`load ${meta.loadavg1Before} before, ${meta.loadavg1After} after${meta.addonRebuiltDuringRun ? '; ! the addon was rebuilt during the run' : ''}`, '')
   for (const [phase, scs] of Object.entries(results)) {
-    const cond = phase === 'idle' ? 'no burners' : 'two CPU-burning processes running'
+    const cond = phase === 'idle' ? 'no burners' : PRESSURE_TEXT.burn
     for (const [sc, libs] of Object.entries(scs)) {
       const loads = Object.values(libs).flatMap((l) => l.runs.map((r) => r.loadavg1))
       const where = `${cond}; load ${Math.min(...loads)}–${Math.max(...loads)}`

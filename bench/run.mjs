@@ -24,6 +24,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { REDIS_SETTINGS, S5X_CHECK, S5X_PROCS, S5X_SETTINGS, S5X_TASKS } from './worker.mjs'
+import { PRESSURES, PRESSURE_TEXT, startPressure } from './pressure.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const WORKER = path.join(here, 'worker.mjs')
@@ -137,13 +138,14 @@ const { values: args } = parseArgs({
     libs: { type: 'string' },
     out: { type: 'string' },
     'window-ms': { type: 'string' }, // S5x: the timed window of each round (default: the profile's)
+    pressure: { type: 'string', default: 'none' }, // none | burn | pin (bench/pressure.mjs)
   },
 })
 
 function usage(msg) {
   console.error(
     `${msg}\nusage: node bench/run.mjs [--rounds N] [--quick] [--scenarios ${Object.keys(SCENARIOS).join(',')} | ${Object.keys(ALIASES).join(' | ')}] ` +
-      `[--libs ${[...new Set([...MEMORY_LIBS, ...REDIS_LIBS, ...S5X_LIBS])].join(',')}] [--window-ms ms (S5x)] [--out file]`,
+      `[--libs ${[...new Set([...MEMORY_LIBS, ...REDIS_LIBS, ...S5X_LIBS])].join(',')}] [--window-ms ms (S5x)] [--pressure ${PRESSURES.join('|')}] [--out file]`,
   )
   process.exit(2)
 }
@@ -172,6 +174,7 @@ if (args['window-ms'] !== undefined) {
   profile.redis.multi = { ...profile.redis.multi, 'window-ms': Number(args['window-ms']) }
 }
 const workerFlags = (g) => flagsOf(profile[g].worker)
+if (!PRESSURES.includes(args.pressure)) usage(`--pressure must be one of ${PRESSURES.join(', ')}, got ${args.pressure}`)
 
 // ---- the oxlock under test -------------------------------------------------------------
 // The children load a copy of oxlock taken at the start (index.js, errors.js, binding.js,
@@ -206,6 +209,7 @@ let redisDir = null
 const currentChildren = new Set()
 
 function stopEverything() {
+  pressure?.stop()
   for (const c of currentChildren) c.kill('SIGKILL')
   for (const s of servers) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL')
   if (redisDir) rmSync(redisDir, { recursive: true, force: true })
@@ -341,7 +345,7 @@ function runWorker(lib, scenario) {
   const sc = SCENARIOS[scenario]
   const extra = sc.group === 'redis' ? ['--redis', servers.map((s) => `127.0.0.1:${s.port}`).join(',')] : []
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', WORKER, lib, scenario, ...workerFlags(sc.group), ...extra], {
+    const child = spawn(...pressure.wrap(process.execPath, ['--expose-gc', WORKER, lib, scenario, ...workerFlags(sc.group), ...extra]), {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, OXLOCK_BENCH_SUBJECT: subjectEntry },
     })
@@ -375,7 +379,7 @@ function runGroup(lib, scenario) {
   const sc = SCENARIOS[scenario]
   const extra = ['--redis', servers.map((s) => `127.0.0.1:${s.port}`).join(','), ...flagsOf(profile[sc.group].multi)]
   const kids = Array.from({ length: S5X_PROCS }, (_, p) => {
-    const child = spawn(process.execPath, ['--expose-gc', WORKER, lib, scenario, '--proc', String(p), ...extra], {
+    const child = spawn(...pressure.wrap(process.execPath, ['--expose-gc', WORKER, lib, scenario, '--proc', String(p), ...extra]), {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, OXLOCK_BENCH_SUBJECT: subjectEntry },
     })
@@ -544,6 +548,7 @@ const subjectAddon = addonStamp(subjectDir, ROOT) // what the children load
 let treeRebuilt = null // the tree's addon, if it changed during the run
 const redisNodes = Math.max(0, ...scenarioIds.map((s) => SCENARIOS[s].nodes ?? 0))
 let redisInfo = null
+let pressure = null
 
 process.stderr.write(
   `${command}: ${groups.map((g) => `${g} ${roundsOf(g)} rounds`).join(', ')}; ${scenarioIds.map((s) => `${s} x ${libsFor(s).join(',')}`).join('; ')}; load ${loadBefore}\n`,
@@ -560,6 +565,9 @@ try {
     }
     process.stderr.write(`${version}: ${redisInfo.servers.join(', ')}\n`)
   }
+  // After the servers: they start unpressed (burners are stopped by stopEverything()).
+  pressure = await startPressure(args.pressure)
+  if (args.pressure !== 'none') process.stderr.write(`pressure: ${PRESSURE_TEXT[args.pressure]}\n`)
   for (let r = 1; r <= rounds; r++) {
     roundLoads.push(load1())
     for (const s of scenarioIds) {
@@ -596,6 +604,7 @@ try {
   stopEverything()
   process.exit(e.violation ? 3 : 1)
 }
+pressure.stop()
 await stopServers()
 const loadAfter = load1()
 const elapsedS = (performance.now() - t0) / 1000
@@ -774,6 +783,7 @@ const meta = {
   loadavg1After: loadAfter,
   loadavg1PerRound: roundLoads,
   profile: profileName,
+  pressure: args.pressure,
   elapsedS: Number(elapsedS.toFixed(1)),
 }
 
@@ -794,6 +804,7 @@ const header = [
           (scenarioIds.some((s) => SCENARIOS[s].multi) ? ` (S5x's oxlock-rd1000: retryDelay ${S5X_SETTINGS['oxlock-rd1000'].retryDelay} ms)` : ''),
       ]
     : []),
+  `- CPU pressure: ${PRESSURE_TEXT[args.pressure]} (\`--pressure ${args.pressure}\`)`,
   `- ops/s: median over rounds of each child's median batch (S5x: sections in the window, all 4 processes); p50/p99: median over rounds; ratio > 1× means oxlock is faster`,
 ].join('\n')
 console.log([header, ...summaries.map(table)].join('\n\n'))
@@ -808,7 +819,7 @@ for (const f of files) {
     ? files.length === 1
       ? args.out
       : args.out.replace(/(\.json)?$/, `-${f}$1`)
-    : path.join(here, `results-${f}.json`)
+    : path.join(here, `results-${f}${args.pressure === 'none' ? '' : `-${args.pressure}`}.json`)
   const sums = summaries.filter((s) => resultsOf(s.id) === f)
   const g = sums[0].group
   const scenarios = Object.fromEntries(sums.map((s) => [s.id, s]))
