@@ -156,6 +156,10 @@ export interface ManagerInfo {
   retry: number
   /** What its signals (`lost`, `error`, `reconnect`) carry as `source` (remote managers). */
   id?: number
+  /** In memory: `'instance'` (the JS layer keeps the table: `lib/table.js`) or `'process'`. */
+  scope?: string
+  /** In memory: how long a contended `lock()` may wait, in ms; -1: no limit. */
+  waitMs?: number
 }
 
 export interface NativeCause {

@@ -36,6 +36,7 @@ const SUBJECT = 'oxlock'
 // OXLOCK_BENCH_BASE=<a built oxlock checkout> adds it as 'oxlock-base' (before/after in one run).
 const BASE = process.env.OXLOCK_BENCH_BASE ? ['oxlock-base'] : []
 const MEMORY_LIBS = ['oxlock', ...BASE, 'async-lock', 'async-mutex']
+const USING_LIBS = ['oxlock', ...BASE, 'async-lock'] // S1u, S2u
 const REDIS_LIBS = ['oxlock', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw', 'ioredis-raw-ap']
 const REDLOCK_LIBS = ['oxlock', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore'] // the raw baseline is single-node only
 // S5x: oxlock also at retryDelay 1000 ms (woken by the unlock's publish, not by polling)
@@ -52,6 +53,18 @@ const SCENARIOS = {
     libs: MEMORY_LIBS,
     title: 'S2: 256 concurrent tasks on one key',
     what: 'each task loops lock -> critical section (holder check, one await) -> unlock; ops/s = critical sections per second; latency = wait from the lock call to acquisition',
+  },
+  S1u: {
+    group: 'memory',
+    libs: USING_LIBS,
+    title: 'S1u: S1 through the function-scoped call (oxlock using(key, fn), async-lock acquire(key, fn))',
+    what: 'one at a time over keys k0..k1023; ops/s = calls per second; latency = one whole call',
+  },
+  S2u: {
+    group: 'memory',
+    libs: USING_LIBS,
+    title: 'S2u: S2 through the function-scoped call',
+    what: 'as S2, the critical section being the function; ops/s = critical sections per second; latency = wait from the call to the function',
   },
   S3: {
     group: 'redis',
@@ -102,9 +115,9 @@ const SCENARIOS = {
   },
 }
 const ALIASES = {
-  memory: ['S1', 'S2'],
+  memory: ['S1', 'S2', 'S1u', 'S2u'],
   redis: ['S3', 'S4', 'S5', 'S6a', 'S6b'],
-  all: ['S1', 'S2', 'S3', 'S4', 'S5', 'S6a', 'S6b', 'S5x'],
+  all: ['S1', 'S2', 'S1u', 'S2u', 'S3', 'S4', 'S5', 'S6a', 'S6b', 'S5x'],
   S6: ['S6a', 'S6b'],
 }
 

@@ -46,6 +46,11 @@ function s1(a, n, out) {
   return a.s1(S1_KEYS, n, out)
 }
 
+// S1u / S2u: S1 and S2 through the library's function-scoped call (oxlock's using(key, fn));
+// a library whose S1/S2 already have that shape (async-lock's acquire(key, fn)) runs them.
+const s1u = (a, n, out) => (a.s1u ?? a.s1)(S1_KEYS, n, out)
+const s2u = (a, n, out) => s2({ s2Task: a.s2uTask ?? a.s2Task }, n, out)
+
 // S5's shared state. Tasks take operations with st.take() (-1: none left). st.section()
 // is S2's critical section: it throws if two tasks hold the lock at once, and yields once
 // (await) while held. st.giveUp(err) counts a lock() that rejected (retry budget
@@ -251,6 +256,8 @@ async function s5xProcess(a, checkNode, o) {
 export const SCENARIOS = {
   S1: { backend: 'memory', run: s1, minOps: 1000 },
   S2: { backend: 'memory', run: s2, minOps: 4 * S2_TASKS, checks: true },
+  S1u: { backend: 'memory', run: s1u, minOps: 1000 },
+  S2u: { backend: 'memory', run: s2u, minOps: 4 * S2_TASKS, checks: true },
   S3: { backend: 'redis', nodes: 1, run: s3, minOps: 200 },
   S4: { backend: 'redis', nodes: 1, run: s4, minOps: 4 * S4_TASKS },
   S5: { backend: 'redis', nodes: 1, run: s5, minOps: 4 * S5_TASKS, checks: true },

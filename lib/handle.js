@@ -3,12 +3,13 @@
 // Lock handles: what lock() resolves. Only this library makes them: a handle made with
 // `new` from outside would otherwise name a lock by a guessable id.
 
-const { native, args } = require('./native.js')
-const { grant } = require('./events.js')
+const { native } = require('./native.js')
 const { DestroyedError, typeError, expiredError, remoteError } = require('./errors.js')
 const { checkTtl } = require('./check.js')
 
 const RESOLVED = Promise.resolve()
+// using() pins an in-memory lock while its function runs (lib/table.js `pin`).
+const PIN = Symbol('oxlock.pin')
 const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
 
 let minting = false
@@ -31,7 +32,8 @@ function checkMinting() {
   minting = false
 }
 
-/** A held in-memory lock. */
+/** A held in-memory lock (its manager's `_table` is lib/table.js, or the native table of
+ *  `scope: 'process'`: lib/memory.js). */
 class LockHandle {
   #manager
   #id
@@ -50,7 +52,7 @@ class LockHandle {
 
   // At the lock's expiry: if it was not unlocked (nor extended), it is lost.
   #watchLost() {
-    const exp = native.expiration(this.#manager._handle, this.#id)
+    const exp = this.#manager._table.expiration(this.resource, this.#id)
     if (!this.#held) return
     // Gone from the table, or past its expiry (the table may drop it lazily).
     if (exp === 0 || exp <= Date.now()) {
@@ -62,12 +64,12 @@ class LockHandle {
 
   /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */
   get expiration() {
-    return this.#held ? native.expiration(this.#manager._handle, this.#id) : 0
+    return this.#held ? this.#manager._table.expiration(this.resource, this.#id) : 0
   }
 
   /** The lock's unguessable token (32 hex chars). */
   get value() {
-    if (this.#value === undefined) this.#value = native.token(this.#id)
+    if (this.#value === undefined) this.#value = this.#manager._table.token(this.#id)
     return this.#value
   }
 
@@ -79,10 +81,7 @@ class LockHandle {
   unlock() {
     if (this.#held) {
       this.#held = false
-      args[0] = this.#manager._handle
-      args[1] = this.#id
-      const next = native.release()
-      if (next !== 0) grant(next)
+      this.#manager._table.release(this.resource, this.#id)
     }
     return RESOLVED
   }
@@ -94,10 +93,7 @@ class LockHandle {
     } catch (e) {
       return Promise.reject(e)
     }
-    args[0] = m._handle
-    args[1] = this.#id
-    args[2] = ttl
-    if (this.#held && native.extend()) {
+    if (this.#held && m._table.extend(this.resource, this.#id, ttl)) {
       emitExtended(m, this.resource, this.value, this.expiration)
       return Promise.resolve(this)
     }
@@ -106,6 +102,12 @@ class LockHandle {
 
   [asyncDispose]() {
     return this.unlock()
+  }
+
+  // True if the lock now stays held until unlock() (a table that can pin: lib/table.js).
+  [PIN](ttl) {
+    const t = this.#manager._table
+    return this.#held && typeof t?.pin === 'function' && t.pin(this.resource, this.#id, ttl)
   }
 }
 
@@ -182,4 +184,4 @@ function mintRemoteHandle(manager, resource, e) {
   return new RemoteLockHandle(manager, resource, e)
 }
 
-module.exports = { LockHandle, mintLockHandle, mintRemoteHandle, RESOLVED }
+module.exports = { LockHandle, mintLockHandle, mintRemoteHandle, RESOLVED, PIN }

@@ -42,6 +42,8 @@ class LockManager extends EventEmitter {
     this._retry = info.retry
     this._destroyed = false
     this._id = info.id ?? undefined
+    // In memory: which table (lib/memory.js) and how long a contended lock() may wait.
+    this._memory = { scope: info.scope ?? undefined, waitMs: info.waitMs ?? -1 }
     if (this._id !== undefined) addManagerSignals(this._id, this)
     finalizer.register(this, info.handle, this)
   }

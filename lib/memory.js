@@ -1,21 +1,118 @@
 'use strict'
 
-// The in-memory backend: an uncontended lock and an unlock are one synchronous native call
-// each; a contended lock() waits in the native FIFO queue of its key.
+// The in-memory backend. `scope: 'instance'` (the default): the manager's own table, in JS
+// (lib/table.js), since only this thread uses it. `scope: 'process'`: the native table that
+// every manager and worker thread shares; an uncontended lock and an unlock are one
+// synchronous native call each, and a contended lock() waits in the native FIFO of its key.
 
+const { randomBytes } = require('node:crypto')
 const { native, args, pending, addPending, removePending } = require('./native.js')
-const { forget } = require('./events.js')
+const { forget, grant } = require('./events.js')
 const { mintLockHandle, RESOLVED } = require('./handle.js')
 const { LockManager } = require('./manager.js')
+const { LockTable } = require('./table.js')
 const { DestroyedError, AbortError, busyError } = require('./errors.js')
 const { lockAll } = require('./multi.js')
+const { checkKey } = require('./check.js')
+
+/** The native table behind the calls a LockHandle makes (`scope: 'process'`). */
+class NativeTable {
+  constructor(handle) {
+    this.handle = handle
+  }
+
+  release(key, id) {
+    args[0] = this.handle
+    args[1] = id
+    const next = native.release()
+    if (next !== 0) grant(next)
+  }
+
+  extend(key, id, ttl) {
+    args[0] = this.handle
+    args[1] = id
+    args[2] = ttl
+    return native.extend()
+  }
+
+  expiration(key, id) {
+    return native.expiration(this.handle, id)
+  }
+
+  token(id) {
+    return native.token(id)
+  }
+}
+
+/** lib/table.js with the token of a lock: unguessable, drawn when first read. */
+class JsTable extends LockTable {
+  token() {
+    return randomBytes(16).toString('hex')
+  }
+}
+
+/** A lock() waiting in the JS table: what the table calls when it ends. */
+class Waiter {
+  constructor(manager, key, ttl, resolve, reject, signal) {
+    this.manager = manager
+    this.key = key
+    this.ttl = ttl
+    this.resolve = resolve
+    this.reject = reject
+    this.signal = signal
+    this.onAbort = undefined
+    // The table's fields (lib/table.js).
+    this.next = null
+    this.gone = false
+    this.deadline = undefined
+  }
+
+  #forget() {
+    if (this.signal !== undefined) this.signal.removeEventListener('abort', this.onAbort)
+  }
+
+  granted(id) {
+    this.#forget()
+    this.resolve(mintLockHandle(this.manager, this.key, id))
+  }
+
+  timedOut() {
+    this.#forget()
+    this.reject(busyError(this.key, this.manager._retry))
+  }
+
+  destroyed() {
+    this.#forget()
+    this.reject(new DestroyedError())
+  }
+}
 
 class InMemoryLock extends LockManager {
   constructor(options, info) {
     super(options, 'inMemory', info)
+    const { scope, waitMs } = this._memory
+    this._table = scope === 'process' ? new NativeTable(this._handle) : new JsTable(waitMs)
+    this._jsTable = this._table instanceof LockTable
+  }
+
+  get size() {
+    return this._jsTable ? this._table.size() : super.size
+  }
+
+  isLocked(key) {
+    if (!this._jsTable) return super.isLocked(key)
+    checkKey(key)
+    return this._table.isLocked(key)
   }
 
   _acquire(key, ttl, signal) {
+    const t = this._table
+    if (this._jsTable) {
+      const id = t.take(key, ttl)
+      if (id > 0) return Promise.resolve(mintLockHandle(this, key, id))
+      if (id === 0) throw busyError(key, this._retry)
+      return this.#wait(t, key, ttl, signal)
+    }
     args[0] = this._handle
     args[1] = ttl
     const r = native.acquire(key)
@@ -28,6 +125,21 @@ class InMemoryLock extends LockManager {
     return lockAll(this, keys, ttl, signal)
   }
 
+  // A waiter in the JS table.
+  #wait(t, key, ttl, signal) {
+    return new Promise((resolve, reject) => {
+      const w = new Waiter(this, key, ttl, resolve, reject, signal)
+      if (signal !== undefined) {
+        w.onAbort = () => {
+          if (t.cancel(w)) reject(new AbortError(key, signal.reason))
+        }
+        signal.addEventListener('abort', w.onAbort, { once: true })
+      }
+      t.enqueue(key, w)
+    })
+  }
+
+  // A waiter in the native table.
   #enqueue(key, id, signal) {
     return new Promise((resolve, reject) => {
       const w = { manager: this, key, resolve, reject, signal, onAbort: undefined, settled: false }
@@ -58,6 +170,7 @@ class InMemoryLock extends LockManager {
   destroy() {
     if (this._markDestroyed()) {
       native.destroy(this._handle)
+      if (this._jsTable) this._table.destroy((w) => w.destroyed())
       for (const [id, w] of pending) {
         if (w.manager !== this) continue
         removePending(id)

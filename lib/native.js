@@ -52,14 +52,25 @@ const pending = new Map()
 const keepAlive = setInterval(() => {}, MAX_MS)
 keepAlive.unref()
 
+// Waiters in the JS lock tables (lib/table.js) keep the process alive the same way.
+let retained = 0
+
 function addPending(id, w) {
   pending.set(id, w)
-  if (pending.size === 1) keepAlive.ref()
+  if (pending.size === 1 && retained === 0) keepAlive.ref()
 }
 
 function removePending(id) {
   pending.delete(id)
-  if (pending.size === 0) keepAlive.unref()
+  if (pending.size === 0 && retained === 0) keepAlive.unref()
+}
+
+function retain() {
+  if (retained++ === 0 && pending.size === 0) keepAlive.ref()
+}
+
+function letGo() {
+  if (--retained === 0 && pending.size === 0) keepAlive.unref()
 }
 
 // Set by lib/events.js: what to do with the events drain() returns.
@@ -74,4 +85,4 @@ function setEventHandler(fn) {
 // process alive.
 const { args, context } = native.init(new Float64Array(3), () => onEvents(native.drain(context)))
 
-module.exports = { native, args, context, pending, addPending, removePending, setEventHandler, MAX_MS }
+module.exports = { native, args, context, pending, addPending, removePending, retain, letGo, setEventHandler, MAX_MS }

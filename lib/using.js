@@ -9,6 +9,7 @@
 
 const { LockError, typeError, rangeError } = require('./errors.js')
 const { describe, checkTtl, checkSignal } = require('./check.js')
+const { PIN } = require('./handle.js')
 
 /** The margin before the end of the validity at which the signal aborts at the latest. */
 const marginOf = (ttl) => Math.max(20, Math.min(1000, Math.ceil(ttl / 10)))
@@ -79,7 +80,10 @@ async function using(manager, key, fn, options, lockNs) {
     clearTimeout(lostTimer)
     arm()
   }
-  arm()
+  // In memory with no bound nothing can end the lock while fn runs: the table holds it
+  // until the release (no timers). Elsewhere, renewals and the loss deadline as above.
+  const pinned = o.maxHoldMs === Infinity && o.maxExtensions === Infinity && typeof handle[PIN] === 'function' && handle[PIN](o.ttl)
+  if (!pinned) arm()
   try {
     return await fn(controller.signal, handle)
   } finally {

@@ -6,6 +6,7 @@ const require = createRequire(import.meta.url)
 // tree mid-run cannot mix builds); run on its own, the worker loads the tree's.
 const SUBJECT = process.env.OXLOCK_BENCH_SUBJECT || '../../index.js'
 const TTL = 10000 // ms; far above any hold time here, so no lock ever expires
+const noop = () => {}
 
 export const name = 'oxlock'
 
@@ -46,6 +47,26 @@ export function memory() {
         } finally {
           await h.unlock()
         }
+      }
+    },
+    // S1u: S1 through using(key, fn).
+    async s1u(keys, n, out) {
+      const mask = keys.length - 1
+      for (let i = 0; i < n; i++) {
+        const t = out === null ? 0 : performance.now()
+        await lock.using(keys[i & mask], noop, { ttl: TTL })
+        if (out !== null) out[i] = performance.now() - t
+      }
+    },
+    // S2u: S2 through using(key, fn).
+    async s2uTask(key, st, out) {
+      while (st.started < st.n) {
+        const j = st.started++
+        const t = out === null ? 0 : performance.now()
+        await lock.using(key, () => {
+          if (out !== null) out[j] = performance.now() - t
+          return st.section()
+        }, { ttl: TTL })
       }
     },
     stateSize: () => lock.size,

@@ -149,6 +149,10 @@ pub struct ManagerInfo {
   pub retry: f64,
   /// What its signals (`lost`, `error`, `reconnect`) carry as `source` (remote managers).
   pub id: Option<f64>,
+  /// In memory: `'instance'` (the JS layer keeps the table: `lib/table.js`) or `'process'`.
+  pub scope: Option<String>,
+  /// In memory: how long a contended `lock()` may wait, in ms; -1: no limit.
+  pub wait_ms: Option<f64>,
 }
 
 /// Parses `options` (the object given to `create()`, untouched) and creates the manager
@@ -204,6 +208,20 @@ pub fn create(
     default_ttl: cfg.default_ttl_ms,
     retry: cfg.backend.retry_count() as f64,
     id,
+    scope: match &cfg.backend {
+      Backend::InMemory(m) => Some(
+        match m.scope {
+          crate::config::Scope::Process => "process",
+          crate::config::Scope::Instance => "instance",
+        }
+        .into(),
+      ),
+      _ => None,
+    },
+    wait_ms: match &cfg.backend {
+      Backend::InMemory(m) => Some(m.wait().map_or(-1.0, |w| w.as_secs_f64() * 1000.0)),
+      _ => None,
+    },
   })
 }
 

@@ -1,0 +1,231 @@
+'use strict'
+
+// The lock table of an in-memory manager with `scope: 'instance'` (the default). Only the JS
+// thread that made the manager ever uses it, so it lives here: one N-API call costs more than
+// a whole lock cycle of a JS lock (README, Performance), and this path makes none. A
+// `scope: 'process'` manager uses the native table that worker threads share (src/memory/).
+//
+// Per key: the holder (a lock id, increasing per table: the fence) with its expiry, and a
+// FIFO of waiters (a linked list; a waiter that gives up is marked and skipped). Time is
+// monotonic (performance.now()); expiries are shown as epoch ms. A key with waiters has one
+// timer at its holder's expiry, so the first waiter gets the key at that moment; an idle key
+// costs nothing, and a held key nobody waits for is checked lazily.
+
+const { performance } = require('node:perf_hooks') // also in vm contexts without the global
+const { retain, letGo } = require('./native.js')
+
+const MIN_SWEEP = 1024
+const toEpoch = (mono) => Math.floor(performance.timeOrigin + mono)
+
+class KeyState {
+  constructor(holder, expires) {
+    this.holder = holder // 0: none
+    this.expires = expires
+    this.head = null
+    this.tail = null
+    this.waiting = 0 // live waiters in the list
+    this.timer = null
+    this.timerAt = 0
+    this.pinTtl = 0 // expires === Infinity: pinned by using() (`pin`), shown as now + pinTtl
+  }
+}
+
+class LockTable {
+  /** `waitMs`: how long a contended lock() may wait (-1: no limit). */
+  constructor(waitMs) {
+    this.waitMs = waitMs
+    this.keys = new Map()
+    this.seq = 0
+    this.sweepAt = MIN_SWEEP
+  }
+
+  /** Takes `key` now: the new lock id, 0 when held and the caller may not wait, or -1 when
+   *  it must wait (then `enqueue`). */
+  take(key, ttl) {
+    const now = performance.now()
+    let st = this.keys.get(key)
+    if (st !== undefined && st.holder !== 0 && st.expires <= now) {
+      // The holder's ttl ran out before anyone looked: the first waiter gets the key.
+      this.#handOff(key, st, now)
+      st = this.keys.get(key)
+    }
+    if (st === undefined) {
+      const id = ++this.seq
+      this.keys.set(key, new KeyState(id, now + ttl))
+      if (this.keys.size >= this.sweepAt) this.#sweep(now)
+      return id
+    }
+    return this.waitMs === 0 ? 0 : -1
+  }
+
+  /** Queues waiter `w` behind the holder of `key`: `w` has `key`, `ttl`, `next`, `gone`,
+   *  `deadline` for the table and `granted(id)`, `timedOut()`, `destroyed()` for its caller. */
+  enqueue(key, w) {
+    const st = this.keys.get(key)
+    if (st.tail === null) st.head = w
+    else st.tail.next = w
+    st.tail = w
+    st.waiting++
+    retain() // a queued lock() keeps the process alive, as a pending timer would
+    if (this.waitMs > 0) w.deadline = setTimeout(() => this.#timeOut(w), this.waitMs)
+    this.#arm(key, st)
+  }
+
+  /** Takes waiter `w` out of its queue (abort). False if it holds the key already. */
+  cancel(w) {
+    if (w.gone) return false
+    this.#leave(w)
+    return true
+  }
+
+  /** Releases the lock if `id` still holds `key`; the next waiter gets it. */
+  release(key, id) {
+    const st = this.keys.get(key)
+    if (st === undefined || st.holder !== id) return
+    if (st.waiting === 0) {
+      // Nobody waits (the usual case): no clock read.
+      if (st.timer !== null) clearTimeout(st.timer)
+      this.keys.delete(key)
+      return
+    }
+    this.#handOff(key, st, performance.now())
+  }
+
+  /** Makes `id`'s lock on `key` expire `ttl` ms from now. False if it no longer holds it. */
+  extend(key, id, ttl) {
+    const st = this.keys.get(key)
+    const now = performance.now()
+    if (st === undefined || st.holder !== id || st.expires <= now) return false
+    if (st.expires !== Infinity) st.expires = now + ttl // a pinned lock stays pinned
+    if (st.waiting > 0) this.#arm(key, st) // a shorter ttl hands the key on sooner
+    return true
+  }
+
+  /** Holds `id`'s lock on `key` until it is released, as if extended by `ttl` ms forever:
+   *  using() with no bound, while its function runs (no timers). False if not held. */
+  pin(key, id, ttl) {
+    const st = this.keys.get(key)
+    if (st === undefined || st.holder !== id || st.expires <= performance.now()) return false
+    st.expires = Infinity
+    st.pinTtl = ttl
+    if (st.timer !== null) {
+      clearTimeout(st.timer)
+      st.timer = null
+    }
+    return true
+  }
+
+  /** When `id`'s lock on `key` expires, in epoch ms; 0 if it no longer holds it (also once
+   *  it expired with a waiter queued: the key is that waiter's as soon as this thread runs
+   *  its timer, or a newcomer looks). */
+  expiration(key, id) {
+    const st = this.keys.get(key)
+    if (st === undefined || st.holder !== id) return 0
+    const now = performance.now()
+    if (st.expires === Infinity) return toEpoch(now + st.pinTtl)
+    return st.waiting > 0 && st.expires <= now ? 0 : toEpoch(st.expires)
+  }
+
+  isLocked(key) {
+    const st = this.keys.get(key)
+    return st !== undefined && st.holder !== 0 && st.expires > performance.now()
+  }
+
+  /** Keys held or awaited (expired, unawaited holders are swept first). */
+  size() {
+    this.#sweep(performance.now())
+    return this.keys.size
+  }
+
+  /** Empties the table; `reject(w)` is called for every waiter still waiting. */
+  destroy(reject) {
+    for (const st of this.keys.values()) {
+      if (st.timer !== null) clearTimeout(st.timer)
+      for (let w = st.head; w !== null; w = w.next) {
+        if (w.gone) continue
+        this.#settleWaiter(w)
+        reject(w)
+      }
+    }
+    this.keys.clear()
+  }
+
+  // The key passes to its first live waiter (now + its ttl), or is freed.
+  #handOff(key, st, now) {
+    let w = st.head
+    while (w !== null && w.gone) w = w.next
+    if (w === null) {
+      if (st.timer !== null) clearTimeout(st.timer)
+      this.keys.delete(key)
+      return
+    }
+    st.head = w.next
+    if (st.head === null) st.tail = null
+    st.waiting--
+    this.#settleWaiter(w)
+    const id = ++this.seq
+    st.holder = id
+    st.expires = now + w.ttl
+    if (st.waiting > 0) this.#arm(key, st)
+    w.granted(id)
+  }
+
+  // A waiter leaves the queue (granted, timed out, aborted, destroyed): its timer and its
+  // hold on the process go.
+  #settleWaiter(w) {
+    w.gone = true
+    if (w.deadline !== undefined) clearTimeout(w.deadline)
+    letGo()
+  }
+
+  #leave(w) {
+    const st = this.keys.get(w.key)
+    this.#settleWaiter(w)
+    if (st === undefined) return
+    st.waiting--
+    if (st.waiting === 0) {
+      st.head = st.tail = null
+      if (st.timer !== null) {
+        clearTimeout(st.timer)
+        st.timer = null
+      }
+      if (st.holder === 0) this.keys.delete(w.key)
+    }
+  }
+
+  #timeOut(w) {
+    w.deadline = undefined
+    if (w.gone) return
+    this.#leave(w)
+    w.timedOut()
+  }
+
+  // One timer per awaited key, at its holder's expiry (kept if it fires no later).
+  #arm(key, st) {
+    if (st.expires === Infinity) return // pinned: handed on at its release
+    if (st.timer !== null) {
+      if (st.timerAt <= st.expires) return
+      clearTimeout(st.timer)
+    }
+    st.timerAt = st.expires
+    st.timer = setTimeout(() => this.#check(key, st), Math.max(0, st.expires - performance.now()) + 1)
+    st.timer.unref() // the waiters keep the process alive, not this timer
+  }
+
+  #check(key, st) {
+    st.timer = null
+    if (this.keys.get(key) !== st || st.waiting === 0) return
+    const now = performance.now()
+    if (st.expires <= now) this.#handOff(key, st, now)
+    else this.#arm(key, st) // extended meanwhile
+  }
+
+  #sweep(now) {
+    for (const [key, st] of this.keys) {
+      if (st.waiting === 0 && st.expires <= now) this.keys.delete(key)
+    }
+    this.sweepAt = Math.max(MIN_SWEEP, this.keys.size * 2)
+  }
+}
+
+module.exports = { LockTable }
