@@ -6,10 +6,12 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 
 import { create } from '../index.mjs'
-import { state } from './helpers.mjs'
+import { state, rejectsWith } from './helpers.mjs'
+import { AbortError } from '../index.mjs'
 
 const require = createRequire(import.meta.url)
 const { native } = require('../lib/native.js')
+const { LockTable } = require('../lib/table.js')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const managers = []
 after(() => Promise.all(managers.map((m) => m.destroy())))
@@ -80,5 +82,49 @@ describe('the in-memory table of scope "instance"', () => {
       aborted = signal.reason
     }, { ttl: 100, maxHoldMs: 150 })
     assert.equal(aborted.code, 'E_LOCK_LOST')
+  })
+
+  test('fences keep increasing across managers (one made again never starts lower)', async () => {
+    const m1 = mk()
+    const f1 = (await m1.lock('table:fence', 1000)).fence
+    await m1.destroy()
+    const m2 = mk()
+    const f2 = (await m2.lock('table:fence', 1000)).fence
+    assert.ok(Number.isSafeInteger(f2) && f2 > f1, `${f2} after ${f1}`)
+  })
+
+  test('waiters that give up leave the queue at once; the others keep their order', () => {
+    const t = new LockTable(-1)
+    assert.ok(t.take('k', 1000) > 0)
+    const got = []
+    const w = (name) => ({ name, key: 'k', ttl: 1000, prev: null, next: null, gone: false, deadline: undefined, granted: () => got.push(name) })
+    const [a, b, c] = [w('a'), w('b'), w('c')]
+    for (const x of [a, b, c]) t.enqueue('k', x)
+    assert.equal(t.cancel(b), true)
+    assert.equal(t.cancel(b), false)
+    const st = t.keys.get('k')
+    assert.equal(st.waiting, 2)
+    assert.ok(st.head === a && a.next === c && c.prev === a && st.tail === c, 'b unlinked')
+    const holder = [...t.keys.values()][0].holder
+    t.release('k', holder)
+    assert.deepEqual(got, ['a'])
+    t.cancel(c)
+    assert.equal(t.keys.get('k').head, null)
+    t.destroy(() => {})
+  })
+
+  test('a multi-resource lock aborted between two keys rejects and holds nothing', async () => {
+    const m = mk({ retry: -1 })
+    const h = await m.lock('table:m1', 1000)
+    const ac = new AbortController()
+    const p = m.lock(['table:m1', 'table:m2'], { ttl: 1000, signal: ac.signal })
+    const blocker = await m.lock('table:m2', 1000)
+    await h.unlock() // m1 passes to the multi lock, which then waits for m2
+    ac.abort('stop')
+    const err = await rejectsWith(p, AbortError, 'E_ABORTED')
+    assert.deepEqual(err.resources, ['table:m1', 'table:m2'])
+    await blocker.unlock()
+    assert.equal(m.isLocked('table:m1'), false)
+    assert.equal(m.size, 0)
   })
 })

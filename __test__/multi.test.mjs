@@ -154,22 +154,36 @@ for (const [name, nodes] of [['one node', [one]], ['three nodes', servers]]) {
       await Promise.all(nodes.map((s) => s.cmd('DEL', b)))
     })
 
-    test('local queues: a multi lock waits for a single holder, and later callers wait for it (FIFO)', async () => {
+    test('local queues: a multi lock queues on its first key and holds no later key while it waits', async () => {
       const m = ox(nodes)
       const [a, b] = [key('a'), key('b')]
       const first = await m.lock(a, 5000)
       const order = []
-      const multi = m.lock([a, b], 5000).then((h) => (order.push('multi'), h))
-      const later = m.lock(b, 5000).then((h) => (order.push('later'), h))
-      await sleep(50)
-      assert.deepEqual(order, [], 'both wait')
+      const multi = m.lock([b, a], 5000).then((h) => (order.push('multi'), h))
+      const later = m.lock(a, 5000).then((h) => (order.push('later a'), h))
+      // b is not taken while the multi lock waits for a: a single lock of b is served now.
+      const single = await m.lock(b, 5000)
+      await single.unlock()
+      assert.deepEqual(order, [])
       await first.unlock()
       const h = await multi
       await sleep(30)
-      assert.deepEqual(order, ['multi'], 'the later single lock waits for the multi lock')
+      assert.deepEqual(order, ['multi'], 'the later lock of a waits behind the multi lock (FIFO on a)')
       await h.unlock()
       await (await later).unlock()
       assert.equal(m.size, 0, 'no key left in the local queues')
+    })
+
+    test('a caller nesting single locks in sorted order never deadlocks with a multi lock of the same keys', async () => {
+      const m = ox(nodes, { retryCount: -1, retryDelay: 20 })
+      const [a, b] = [key('a'), key('b')]
+      const outer = await m.lock(a, 5000)
+      const multi = m.lock([a, b], 5000)
+      // Holding a, take b (a before b): the multi lock, queued on a, must not sit on b.
+      const inner = await withTimeout(m.lock(b, 5000), 5000, 'deadlock: b held by a waiting multi lock')
+      await inner.unlock()
+      await outer.unlock()
+      await (await withTimeout(multi, 5000, 'the multi lock never came')).unlock()
     })
 
     test('no deadlock with reversed orders: 2 managers × 6 tasks, overlapping sets', async () => {

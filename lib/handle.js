@@ -59,7 +59,8 @@ class LockHandle {
       this.#manager.emit('lost', { resource: this.resource })
       return
     }
-    setTimeout(() => this.#watchLost(), Math.max(1, exp - Date.now() + 1)).unref()
+    // (Beyond 2^31 - 1 ms setTimeout fires at once: look again then.)
+    setTimeout(() => this.#watchLost(), Math.min(2147483647, Math.max(1, exp - Date.now() + 1))).unref()
   }
 
   /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */

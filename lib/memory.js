@@ -62,6 +62,7 @@ class Waiter {
     this.signal = signal
     this.onAbort = undefined
     // The table's fields (lib/table.js).
+    this.prev = null
     this.next = null
     this.gone = false
     this.deadline = undefined

@@ -6,7 +6,7 @@
 // budget (or an abort) gives back those already taken. (Remote stores take all keys in one
 // attempt instead: src/remote/lock_all.rs.)
 
-const { busyError } = require('./errors.js')
+const { busyError, AbortError, DestroyedError, LockError } = require('./errors.js')
 
 const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
 
@@ -57,12 +57,20 @@ async function lockAll(manager, keys, ttl, signal) {
   const order = [...new Set(keys)].sort()
   const handles = []
   try {
-    for (const key of order) handles.push(await manager._acquire(key, ttl, signal))
+    for (const key of order) {
+      // Between two keys: an abort or a destroy() that came while the last one was awaited.
+      if (manager._destroyed) throw new DestroyedError()
+      if (signal !== undefined && signal.aborted) throw new AbortError(keys, signal.reason)
+      handles.push(await manager._acquire(key, ttl, signal))
+    }
     // A key taken early may have expired while a later one was awaited: not held at all.
     const now = Date.now()
     if (handles.some((h) => h.expiration <= now)) throw busyError(keys, manager._retry)
   } catch (e) {
     for (const h of handles) h.unlock()
+    // Errors name every key (one key's wait failed, the lock of all of them did).
+    if (e instanceof AbortError) throw new AbortError(keys, e.cause)
+    if (e instanceof LockError && e.code === 'E_LOCK_BUSY') throw busyError(keys, manager._retry, e.attempts)
     throw e
   }
   return new MultiLockHandle(keys, handles)

@@ -6,7 +6,7 @@
 // `scope: 'process'` manager uses the native table that worker threads share (src/memory/).
 //
 // Per key: the holder (a lock id, increasing per table: the fence) with its expiry, and a
-// FIFO of waiters (a linked list; a waiter that gives up is marked and skipped). Time is
+// FIFO of waiters (a doubly linked list: a waiter that gives up is unlinked at once). Time is
 // monotonic (performance.now()); expiries are shown as epoch ms. A key with waiters has one
 // timer at its holder's expiry, so the first waiter gets the key at that moment; an idle key
 // costs nothing, and a held key nobody waits for is checked lazily.
@@ -15,7 +15,16 @@ const { performance } = require('node:perf_hooks') // also in vm contexts withou
 const { retain, letGo } = require('./native.js')
 
 const MIN_SWEEP = 1024
-const toEpoch = (mono) => Math.floor(performance.timeOrigin + mono)
+const MAX_DELAY = 2147483647 // setTimeout fires after 1 ms beyond this
+// A monotonic instant as epoch ms, against the wall clock now (as the native table does):
+// callers compare it with Date.now(), which may have stepped since the process started.
+const toEpoch = (mono) => Math.floor(Date.now() + (mono - performance.now()))
+
+// Lock ids, the fences: one counter for every table of this module instance, so a manager
+// made again (or one beside it) never hands out a smaller fence. It starts from the clock in
+// µs, so a second instance of the module in this process (a test runner's registry) starts
+// above the first's fences too.
+let lastId = Date.now() * 1000
 
 class KeyState {
   constructor(holder, expires) {
@@ -35,7 +44,6 @@ class LockTable {
   constructor(waitMs) {
     this.waitMs = waitMs
     this.keys = new Map()
-    this.seq = 0
     this.sweepAt = MIN_SWEEP
   }
 
@@ -50,7 +58,7 @@ class LockTable {
       st = this.keys.get(key)
     }
     if (st === undefined) {
-      const id = ++this.seq
+      const id = ++lastId
       this.keys.set(key, new KeyState(id, now + ttl))
       if (this.keys.size >= this.sweepAt) this.#sweep(now)
       return id
@@ -62,6 +70,7 @@ class LockTable {
    *  `deadline` for the table and `granted(id)`, `timedOut()`, `destroyed()` for its caller. */
   enqueue(key, w) {
     const st = this.keys.get(key)
+    w.prev = st.tail
     if (st.tail === null) st.head = w
     else st.tail.next = w
     st.tail = w
@@ -152,18 +161,15 @@ class LockTable {
 
   // The key passes to its first live waiter (now + its ttl), or is freed.
   #handOff(key, st, now) {
-    let w = st.head
-    while (w !== null && w.gone) w = w.next
+    const w = st.head // waiters that gave up were unlinked (#leave)
     if (w === null) {
       if (st.timer !== null) clearTimeout(st.timer)
       this.keys.delete(key)
       return
     }
-    st.head = w.next
-    if (st.head === null) st.tail = null
-    st.waiting--
+    this.#unlink(st, w)
     this.#settleWaiter(w)
-    const id = ++this.seq
+    const id = ++lastId
     st.holder = id
     st.expires = now + w.ttl
     if (st.waiting > 0) this.#arm(key, st)
@@ -178,13 +184,21 @@ class LockTable {
     letGo()
   }
 
+  #unlink(st, w) {
+    if (w.prev === null) st.head = w.next
+    else w.prev.next = w.next
+    if (w.next === null) st.tail = w.prev
+    else w.next.prev = w.prev
+    w.prev = w.next = null
+    st.waiting--
+  }
+
   #leave(w) {
     const st = this.keys.get(w.key)
     this.#settleWaiter(w)
     if (st === undefined) return
-    st.waiting--
+    this.#unlink(st, w)
     if (st.waiting === 0) {
-      st.head = st.tail = null
       if (st.timer !== null) {
         clearTimeout(st.timer)
         st.timer = null
@@ -208,7 +222,8 @@ class LockTable {
       clearTimeout(st.timer)
     }
     st.timerAt = st.expires
-    st.timer = setTimeout(() => this.#check(key, st), Math.max(0, st.expires - performance.now()) + 1)
+    // (A delay beyond MAX_DELAY fires early; #check then arms again.)
+    st.timer = setTimeout(() => this.#check(key, st), Math.min(MAX_DELAY, Math.max(0, st.expires - performance.now()) + 1))
     st.timer.unref() // the waiters keep the process alive, not this timer
   }
 

@@ -5,7 +5,9 @@
 // expire, within `maxHoldMs` (total) and `maxExtensions`; when it is lost, cannot be
 // extended in time, or a bound is reached, `signal` aborts with a LockError `E_LOCK_LOST`
 // no later than `margin` ms before the lock's validity ends, so `fn` can stop while it
-// still holds the lock. Its timers keep the process alive while fn runs, as fn would.
+// still holds the lock. Its timers keep the process alive while fn runs, as fn would. (In
+// memory with no bound there are none: the table holds the lock until the release, and
+// what fn awaits keeps the process alive, as it would without a lock.)
 
 const { LockError, typeError, rangeError } = require('./errors.js')
 const { describe, checkTtl, checkSignal } = require('./check.js')

@@ -41,26 +41,6 @@ impl Gates {
     Some(rx)
   }
 
-  /// `enter` on every key of `keys` at once: every queue sees this request in the same
-  /// place relative to every other, so requests on overlapping keys never wait on each
-  /// other in a circle.
-  pub fn enter_all(&self, keys: &[Arc<[u8]>]) -> Vec<Option<oneshot::Receiver<Option<Baton>>>> {
-    let mut gates = self.0.lock();
-    keys
-      .iter()
-      .map(|key| {
-        let gate = gates.entry(key.clone()).or_default();
-        if !gate.taken {
-          gate.taken = true;
-          return None;
-        }
-        let (tx, rx) = oneshot::channel();
-        gate.waiters.push_back(tx);
-        Some(rx)
-      })
-      .collect()
-  }
-
   /// Passes the gate (and `baton`) to the first waiter still waiting, or frees it (idle
   /// keys cost nothing). Returns the baton if nobody took it: its token must be released.
   /// Waiters whose receiver is gone (aborted, timed out) are skipped.

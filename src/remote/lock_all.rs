@@ -1,5 +1,8 @@
-//! A multi-resource lock: every key at once, or none. The request takes a place in every
-//! key's local queue in one step (`Gates::enter_all`), waits for all its turns, then makes
+//! A multi-resource lock: every key at once, or none. The request takes the keys' local
+//! gates one after the other in their canonical order (sorted), its place in the first
+//! key's queue decided when `lock()` is called, the next key's once it has the one before:
+//! it never holds a later key while it waits for an earlier one, so it cannot deadlock with
+//! callers that nest single locks in the same order. With every gate, it makes
 //! all-or-nothing attempts on the store (`Store::try_acquire_all`). It is never handed on
 //! as it is: a previous local holder's token is released first, and its own unlock
 //! releases every key and opens every queue.
@@ -44,11 +47,11 @@ impl<S: Store> RemoteManager<S> {
     let Some(me) = self.me.upgrade().filter(|_| self.store().is_some()) else {
       return Ok(self.spawn(None, async { Outcome::Failed(Error::destroyed()) }));
     };
-    let turns = self.gates.enter_all(keys.keys());
+    let first = self.gates.enter(keys.first());
     let cancel = Arc::new(Cancel::default());
     let c = cancel.clone();
     Ok(self.spawn(Some(cancel), async move {
-      me.run_lock_all(keys, ttl, turns, c).await
+      me.run_lock_all(keys, ttl, first, c).await
     }))
   }
 
@@ -56,15 +59,17 @@ impl<S: Store> RemoteManager<S> {
     self: Arc<Self>,
     keys: Resources,
     ttl: Duration,
-    turns: Vec<Option<Turn>>,
+    first: Option<Turn>,
     cancel: Arc<Cancel>,
   ) -> Outcome {
+    let mut owned = vec![false; keys.keys().len()];
+    owned[0] = first.is_none(); // taken when lock() was called
     let mut gates = GatesOwned {
       manager: &self,
       keys: &keys,
-      owned: turns.iter().map(Option::is_none).collect(),
+      owned,
     };
-    let batons = match self.wait_turns(&mut gates, turns, &cancel).await {
+    let batons = match self.take_gates(&mut gates, first, &cancel).await {
       Ok(b) => b,
       Err(e) => return Outcome::Failed(e),
     };
@@ -96,14 +101,15 @@ impl<S: Store> RemoteManager<S> {
     }
   }
 
-  /// Waits for this request's turn in every key's queue, within one retry budget. Returns
-  /// the batons that came with the turns (by key index). On a cancel or when the budget
-  /// runs out, a turn that came meanwhile is passed on, and one look at the store tells
-  /// busy from unavailable.
-  async fn wait_turns(
+  /// Takes every key's gate in order, within one retry budget: the first key's turn was
+  /// queued by `lock()`, each later key is entered once the one before is ours. Returns the
+  /// batons that came with the turns (by key index). On a cancel or when the budget runs
+  /// out, a turn that came meanwhile is passed on, the gates taken are left (by `gates`),
+  /// and one look at the store tells busy from unavailable.
+  async fn take_gates(
     &self,
     gates: &mut GatesOwned<'_, S>,
-    turns: Vec<Option<Turn>>,
+    first: Option<Turn>,
     cancel: &Cancel,
   ) -> Result<Vec<(usize, Baton)>, Error> {
     let budget = async {
@@ -114,12 +120,17 @@ impl<S: Store> RemoteManager<S> {
     };
     tokio::pin!(budget);
     let mut batons = Vec::new();
-    let mut rest = turns
-      .into_iter()
-      .enumerate()
-      .filter_map(|(i, t)| t.map(|t| (i, t)));
+    let mut first = first;
     let mut gave_up = false;
-    for (i, mut turn) in rest.by_ref() {
+    for i in 0..gates.keys.keys().len() {
+      let turn = match i {
+        0 => first.take(),
+        _ => self.gates.enter(&gates.keys.keys()[i]),
+      };
+      let Some(mut turn) = turn else {
+        gates.owned[i] = true;
+        continue;
+      };
       let got = tokio::select! {
         r = &mut turn => r.ok(),
         _ = cancel.wake.notified() => None,
@@ -139,9 +150,6 @@ impl<S: Store> RemoteManager<S> {
     }
     if !gave_up {
       return Ok(batons);
-    }
-    for (i, turn) in rest {
-      self.abandon_turn(gates, i, turn);
     }
     // Batons of the turns that came: their tokens are released with the gates.
     for (i, b) in batons {
