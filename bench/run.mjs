@@ -636,6 +636,11 @@ function summarise(s) {
       p99Us: median(rs.map((x) => x.latencyUs.p99)),
       rounds: rs,
     }
+    if (rs[0].memory !== undefined) {
+      row.peakRssMB = median(rs.map((x) => x.memory.peakRssMB))
+      row.rssDriftPct = median(rs.map((x) => x.memory.driftPct))
+      row.rssCycles = median(rs.map((x) => x.memory.cycles))
+    }
     if (rs[0].violations !== undefined) {
       row.violations = rs.reduce((a, x) => a + x.violations, 0)
       row.checked = rs.reduce((a, x) => a + x.checked, 0)
@@ -751,6 +756,15 @@ function table(sum) {
       ? `${r.ratio.label} = ${fmtX(r.ratio.median)} (${fmtX(r.ratio.min)}–${fmtX(r.ratio.max)})`
       : '—'
     lines.push(`| ${r.lib} | ${fmtInt(r.opsPerSec)} | ${fmtUs(r.p50Us)} | ${fmtUs(r.p99Us)} | ${ratio} |`)
+  }
+  const mem = sum.rows.filter((r) => r.peakRssMB !== undefined)
+  if (mem.length) {
+    lines.push(
+      '',
+      `memory (medians over rounds): ${mem
+        .map((r) => `${r.lib} peak RSS ${r.peakRssMB.toFixed(0)} MB, RSS ${r.rssDriftPct >= 0 ? '+' : ''}${r.rssDriftPct.toFixed(1)}% over ${fmtInt(r.rssCycles)} ops after warm-up`)
+        .join('; ')}`,
+    )
   }
   const checked = sum.rows.filter((r) => r.violations !== undefined)
   if (checked.length) {

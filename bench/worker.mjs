@@ -318,11 +318,16 @@ async function measure(sc, a, o) {
   const warmTimed = Math.min(latOps, 5000, batchOps)
   await run(warmTimed, new Float64Array(warmTimed)) // warm the timed path too
 
+  // Memory over the timed batches (issue 13: RSS flat after warm-up), and the process's peak.
+  gc()
+  const rssWarm = process.memoryUsage.rss()
   const batches = []
   for (let b = 0; b < o.batches; b++) {
     gc()
     batches.push((await run(batchOps, null)).rate * 1000)
   }
+  gc()
+  const rssAfter = process.memoryUsage.rss()
 
   const lat = new Float64Array(latOps * o.latBatches)
   const timedRates = []
@@ -341,6 +346,13 @@ async function measure(sc, a, o) {
     batchOps,
     latencyUs: { samples: lat.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: lat[lat.length - 1] },
     timedOpsPerSec: median(timedRates), // with per-op timing: for reference only
+    memory: {
+      rssWarmMB: rssWarm / 2 ** 20,
+      rssAfterMB: rssAfter / 2 ** 20,
+      driftPct: ((rssAfter - rssWarm) / rssWarm) * 100,
+      cycles: batchOps * o.batches,
+      peakRssMB: process.resourceUsage().maxRSS / 1024,
+    },
     ...(sc.checks ? { checked, violations } : {}),
     ...(sc.run === s5 ? { giveUps, giveUpErrors } : {}),
   }
