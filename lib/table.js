@@ -9,7 +9,8 @@
 // FIFO of waiters (a doubly linked list: a waiter that gives up is unlinked at once). Time is
 // monotonic (performance.now()); expiries are shown as epoch ms. A key with waiters has one
 // timer at its holder's expiry, so the first waiter gets the key at that moment; an idle key
-// costs nothing, and a held key nobody waits for is checked lazily.
+// costs little (its state is kept for reuse until a sweep: when the table has doubled, or
+// when `size` is read), and a held key nobody waits for is checked lazily.
 
 const { performance } = require('node:perf_hooks') // also in vm contexts without the global
 const { retain, letGo } = require('./native.js')
@@ -63,6 +64,13 @@ class LockTable {
       if (this.keys.size >= this.sweepAt) this.#sweep(now)
       return id
     }
+    if (st.holder === 0) {
+      // An idle key's state, kept for reuse (no allocation, no map insert).
+      const id = ++lastId
+      st.holder = id
+      st.expires = now + ttl
+      return id
+    }
     return this.waitMs === 0 ? 0 : -1
   }
 
@@ -92,9 +100,13 @@ class LockTable {
     const st = this.keys.get(key)
     if (st === undefined || st.holder !== id) return
     if (st.waiting === 0) {
-      // Nobody waits (the usual case): no clock read.
-      if (st.timer !== null) clearTimeout(st.timer)
-      this.keys.delete(key)
+      // Nobody waits (the usual case): no clock read; the state stays for the key's next
+      // lock, until a sweep (deleting and re-adding map entries made V8's heap grow).
+      st.holder = 0
+      if (st.timer !== null) {
+        clearTimeout(st.timer)
+        st.timer = null
+      }
       return
     }
     this.#handOff(key, st, performance.now())
@@ -163,8 +175,11 @@ class LockTable {
   #handOff(key, st, now) {
     const w = st.head // waiters that gave up were unlinked (#leave)
     if (w === null) {
-      if (st.timer !== null) clearTimeout(st.timer)
-      this.keys.delete(key)
+      st.holder = 0 // idle, kept until a sweep
+      if (st.timer !== null) {
+        clearTimeout(st.timer)
+        st.timer = null
+      }
       return
     }
     this.#unlink(st, w)
@@ -203,7 +218,6 @@ class LockTable {
         clearTimeout(st.timer)
         st.timer = null
       }
-      if (st.holder === 0) this.keys.delete(w.key)
     }
   }
 
@@ -237,7 +251,7 @@ class LockTable {
 
   #sweep(now) {
     for (const [key, st] of this.keys) {
-      if (st.waiting === 0 && st.expires <= now) this.keys.delete(key)
+      if (st.waiting === 0 && (st.holder === 0 || st.expires <= now)) this.keys.delete(key)
     }
     this.sweepAt = Math.max(MIN_SWEEP, this.keys.size * 2)
   }
