@@ -127,4 +127,17 @@ describe('the in-memory table of scope "instance"', () => {
     assert.equal(m.isLocked('table:m1'), false)
     assert.equal(m.size, 0)
   })
+
+  test('destroy() aborts the signal of a pinned using() with E_LOCK_LOST', async () => {
+    const m = create()
+    let reason
+    const run = m.using('table:destroy', async (signal) => {
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+      reason = signal.reason
+    })
+    await sleep(10)
+    await m.destroy()
+    await run
+    assert.equal(reason.code, 'E_LOCK_LOST')
+  })
 })

@@ -94,6 +94,7 @@ class InMemoryLock extends LockManager {
     const { scope, waitMs } = this._memory
     this._table = scope === 'process' ? new NativeTable(this._handle) : new JsTable(waitMs)
     this._jsTable = this._table instanceof LockTable
+    this._pinned = new Set() // using() calls holding a pinned lock: destroy() aborts them
   }
 
   get size() {
@@ -170,6 +171,8 @@ class InMemoryLock extends LockManager {
   /** Releases every lock and queued lock() of this manager. Idempotent. */
   destroy() {
     if (this._markDestroyed()) {
+      for (const lose of this._pinned) lose()
+      this._pinned.clear()
       native.destroy(this._handle)
       if (this._jsTable) this._table.destroy((w) => w.destroyed())
       for (const [id, w] of pending) {

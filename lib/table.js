@@ -21,11 +21,11 @@ const MAX_DELAY = 2147483647 // setTimeout fires after 1 ms beyond this
 // callers compare it with Date.now(), which may have stepped since the process started.
 const toEpoch = (mono) => Math.floor(Date.now() + (mono - performance.now()))
 
-// Lock ids, the fences: one counter for every table of this module instance, so a manager
-// made again (or one beside it) never hands out a smaller fence. It starts from the clock in
-// µs, so a second instance of the module in this process (a test runner's registry) starts
-// above the first's fences too.
-let lastId = Date.now() * 1000
+// Lock ids, the fences: one counter for every table on this thread, so a manager made again
+// (or one beside it) never hands out a smaller fence. It hangs on `process` under a
+// registered symbol, so every instance of this module (a test runner's registry, a vm
+// context) shares it; it starts from the clock in µs.
+const FENCES = (process[Symbol.for('oxlock.fences')] ??= { last: Date.now() * 1000 })
 
 class KeyState {
   constructor(holder, expires) {
@@ -59,14 +59,14 @@ class LockTable {
       st = this.keys.get(key)
     }
     if (st === undefined) {
-      const id = ++lastId
+      const id = ++FENCES.last
       this.keys.set(key, new KeyState(id, now + ttl))
       if (this.keys.size >= this.sweepAt) this.#sweep(now)
       return id
     }
     if (st.holder === 0) {
       // An idle key's state, kept for reuse (no allocation, no map insert).
-      const id = ++lastId
+      const id = ++FENCES.last
       st.holder = id
       st.expires = now + ttl
       return id
@@ -84,7 +84,7 @@ class LockTable {
     st.tail = w
     st.waiting++
     retain() // a queued lock() keeps the process alive, as a pending timer would
-    if (this.waitMs > 0) w.deadline = setTimeout(() => this.#timeOut(w), this.waitMs)
+    if (this.waitMs > 0) w.deadline = setTimeout(() => this.#timeOut(w), Math.min(MAX_DELAY, this.waitMs))
     this.#arm(key, st)
   }
 
@@ -184,7 +184,7 @@ class LockTable {
     }
     this.#unlink(st, w)
     this.#settleWaiter(w)
-    const id = ++lastId
+    const id = ++FENCES.last
     st.holder = id
     st.expires = now + w.ttl
     if (st.waiting > 0) this.#arm(key, st)

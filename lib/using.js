@@ -85,11 +85,15 @@ async function using(manager, key, fn, options, lockNs) {
   // In memory with no bound nothing can end the lock while fn runs: the table holds it
   // until the release (no timers). Elsewhere, renewals and the loss deadline as above.
   const pinned = o.maxHoldMs === Infinity && o.maxExtensions === Infinity && typeof handle[PIN] === 'function' && handle[PIN](o.ttl)
-  if (!pinned) arm()
+  // destroy() ends a pinned lock: no renewal is there to find out (lib/memory.js).
+  const onDestroy = () => lose('was released by destroy()')
+  if (pinned) manager._pinned.add(onDestroy)
+  else arm()
   try {
     return await fn(controller.signal, handle)
   } finally {
     done = true
+    if (pinned) manager._pinned.delete(onDestroy)
     clearTimeout(renewTimer)
     clearTimeout(lostTimer)
     if (o.signal !== undefined) o.signal.removeEventListener('abort', onCallerAbort)
