@@ -1,6 +1,8 @@
 // The JS lock table of `scope: 'instance'` (lib/table.js): the hot path makes no native call
 // (scope 'process' still uses the shared native table), and using() with no bound holds the
 // lock while its function runs without timers, also past the ttl and across an extend().
+// Fences across managers, waiter unlinking, abort between keys, destroy() of a pinned lock,
+// and a random workload checked for exclusion and FIFO order.
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
@@ -139,5 +141,61 @@ describe('the in-memory table of scope "instance"', () => {
     await m.destroy()
     await run
     assert.equal(reason.code, 'E_LOCK_LOST')
+  })
+
+  test('random workload: one holder per key at a time, waiters served in call order', { timeout: 30000 }, async () => {
+    const m = create({ retry: -1 })
+    managers.push(m)
+    const keys = ['r:a', 'r:b', 'r:c']
+    const held = new Map(keys.map((k) => [k, new Set()])) // handles not released yet
+    const waiting = new Map(keys.map((k) => [k, []])) // { seq } in call order, still waiting
+    let seq = 0
+    let grants = 0
+    let rnd = 12345
+    const rand = (n) => ((rnd = (rnd * 1103515245 + 12345) % 2147483648) % n)
+    const task = async () => {
+      for (let i = 0; i < 40; i++) {
+        const key = keys[rand(keys.length)]
+        const ttl = 5 + rand(40)
+        const ac = rand(5) === 0 ? new AbortController() : undefined
+        const me = { seq: ++seq }
+        waiting.get(key).push(me)
+        if (ac) {
+          setTimeout(() => {
+            me.aborting = true // it leaves the queue now; its rejection is seen a bit later
+            ac.abort()
+          }, rand(20))
+        }
+        let h
+        try {
+          h = await m.lock(key, { ttl, signal: ac?.signal })
+        } catch (e) {
+          assert.equal(e.code, 'E_ABORTED')
+          waiting.set(key, waiting.get(key).filter((w) => w !== me))
+          continue
+        }
+        const q = waiting.get(key)
+        // Nobody who called earlier on this key (and did not give up) is still waiting.
+        const earlier = q.filter((w) => w.seq < me.seq && !w.aborting)
+        assert.deepEqual(earlier, [], `FIFO on ${key}: ${me.seq} served before ${earlier.map((w) => w.seq)}`)
+        waiting.set(key, q.filter((w) => w !== me))
+        // Every other unreleased holder of the key has expired.
+        for (const other of held.get(key)) {
+          const exp = other.expiration
+          assert.ok(exp === 0 || exp <= Date.now() + 1, `two holders of ${key}`)
+        }
+        held.get(key).add(h)
+        grants++
+        const hold = rand(30)
+        // (On a loaded machine the ttl may have run out already: then extend() says so.)
+        if (rand(4) === 0) await h.extend(ttl + 10).catch((e) => assert.equal(e.code, 'E_LOCK_EXPIRED'))
+        await sleep(hold)
+        held.get(key).delete(h)
+        await h.unlock()
+      }
+    }
+    await Promise.all(Array.from({ length: 12 }, task))
+    assert.ok(grants > 300, `${grants} grants`)
+    assert.equal(m.size, 0)
   })
 })
