@@ -9,8 +9,9 @@
 // FIFO of waiters (a doubly linked list: a waiter that gives up is unlinked at once). Time is
 // monotonic (performance.now()); expiries are shown as epoch ms. A key with waiters has one
 // timer at its holder's expiry, so the first waiter gets the key at that moment; an idle key
-// costs little (its state is kept for reuse until a sweep: when the table has doubled, or
-// when `size` is read), and a held key nobody waits for is checked lazily.
+// costs little (its state is kept for reuse: a sweep when the table has doubled drops those
+// not locked since the sweep before, and `size` drops them all), and a held key nobody waits
+// for is checked lazily.
 
 const { performance } = require('node:perf_hooks') // also in vm contexts without the global
 const { retain, letGo } = require('./native.js')
@@ -37,6 +38,7 @@ class KeyState {
     this.timer = null
     this.timerAt = 0
     this.pinTtl = 0 // expires === Infinity: pinned by using() (`pin`), shown as now + pinTtl
+    this.used = true // locked since the last sweep (#sweep)
   }
 }
 
@@ -69,6 +71,7 @@ class LockTable {
       const id = ++FENCES.last
       st.holder = id
       st.expires = now + ttl
+      st.used = true
       return id
     }
     return this.waitMs === 0 ? 0 : -1
@@ -154,7 +157,7 @@ class LockTable {
 
   /** Keys held or awaited (expired, unawaited holders are swept first). */
   size() {
-    this.#sweep(performance.now())
+    this.#sweep(performance.now(), true)
     return this.keys.size
   }
 
@@ -249,9 +252,14 @@ class LockTable {
     else this.#arm(key, st) // extended meanwhile
   }
 
-  #sweep(now) {
+  // Drops idle states (and expired holders nobody waits for). `all` false (the table has
+  // doubled): a state locked since the last sweep gets a second chance, so a working set of
+  // keys keeps its states; a key used once goes at the next sweep but one.
+  #sweep(now, all = false) {
     for (const [key, st] of this.keys) {
-      if (st.waiting === 0 && (st.holder === 0 || st.expires <= now)) this.keys.delete(key)
+      if (st.waiting !== 0 || (st.holder !== 0 && st.expires > now)) continue
+      if (!all && st.used) st.used = false
+      else this.keys.delete(key)
     }
     this.sweepAt = Math.max(MIN_SWEEP, this.keys.size * 2)
   }
