@@ -198,4 +198,39 @@ describe('the in-memory table of scope "instance"', () => {
     assert.ok(grants > 300, `${grants} grants`)
     assert.equal(m.size, 0)
   })
+
+  test('using() with an argument-less arrow: fn runs after using() returns, holds the key, releases it', async () => {
+    const m = mk({ retry: -1 })
+    const order = []
+    const p = m.using('table:free', () => {
+      order.push('fn')
+      assert.equal(m.isLocked('table:free'), true)
+      return 7
+    })
+    order.push('after call')
+    assert.equal(await p, 7)
+    assert.deepEqual(order, ['after call', 'fn'])
+    assert.equal(m.isLocked('table:free'), false)
+    await rejectsWith(m.using('table:free', async () => { throw new RangeError('boom') }), RangeError)
+    assert.equal(m.isLocked('table:free'), false)
+    // Held: it waits its turn like any other call.
+    const h = await m.lock('table:free', 1000)
+    let ran = false
+    const q = m.using('table:free', () => { ran = true })
+    await sleep(10)
+    assert.equal(ran, false)
+    await h.unlock()
+    await q
+    assert.equal(ran, true)
+    assert.equal(m.size, 0)
+  })
+
+  test('a function that may read its arguments still gets the signal and the handle', async () => {
+    const m = mk()
+    const seen = []
+    await m.using('table:args', function () { seen.push(arguments[0] instanceof AbortSignal, typeof arguments[1]) })
+    await m.using('table:args', (...a) => { seen.push(a[0] instanceof AbortSignal, typeof a[1]) })
+    await m.using('table:args', (signal = null) => { seen.push(signal instanceof AbortSignal) })
+    assert.deepEqual(seen, [true, 'object', true, 'object', true])
+  })
 })
