@@ -36,17 +36,20 @@ function readOptions(manager, options) {
 // Whether `fn` cannot see its arguments: an arrow function with an empty parameter list.
 // Node 20 creates a controller's AbortSignal when `.signal` is first read, and that costs
 // about 3 µs, ten times a whole in-memory lock cycle: such an `fn` gets none. (Anything else,
-// `function` included (it has `arguments`), gets the signal.) Cached per function.
+// `function` included (it has `arguments`), gets the signal.)
 const NO_PARAMS = /^(?:async\s*)?\(\s*\)\s*=>/
-const seesNoArgs = new WeakMap()
+// The last function asked about (kept until the next call): a loop that passes the same
+// function asks once. (A WeakMap
+// cost more than the test itself for the fresh closure of each call, and kept the GC busy.)
+let lastFn
+let lastAnswer = false
 function takesNoArgs(fn) {
   if (fn.length !== 0) return false
-  let r = seesNoArgs.get(fn)
-  if (r === undefined) {
-    r = NO_PARAMS.test(Function.prototype.toString.call(fn))
-    seesNoArgs.set(fn, r)
+  if (fn !== lastFn) {
+    lastAnswer = NO_PARAMS.test(Function.prototype.toString.call(fn))
+    lastFn = fn
   }
-  return r
+  return lastAnswer
 }
 
 function using(manager, key, fn, options, lockNs) {
@@ -60,9 +63,21 @@ function using(manager, key, fn, options, lockNs) {
   const fast = o.signal === undefined && o.maxHoldMs === Infinity && o.maxExtensions === Infinity && typeof key === 'string'
   if (fast && manager._jsTable && !manager._destroyed && takesNoArgs(fn)) {
     const r = usingFree(manager._table, lockNs ? `${manager.namespace}:${key}` : key, fn, o.ttl)
-    if (r !== undefined) return r
+    return r !== undefined ? r : usingQueued(manager, key, fn, o, lockNs)
   }
   return usingLock(manager, key, fn, o, lockNs)
+}
+
+// As usingFree, for a key that is held now: the call waits its turn as lock() does, with
+// nothing else of ours alive meanwhile (many such calls may wait at once).
+async function usingQueued(manager, key, fn, o, lockNs) {
+  const handle = await (lockNs ? manager.lockNs(key, o.ttl) : manager.lock(key, o.ttl))
+  if (!handle[PIN](o.ttl)) return usingHeld(manager, handle, fn, o)
+  try {
+    return await fn()
+  } finally {
+    handle.unlock()
+  }
 }
 
 // The in-memory fast path: a free key, no bound, no caller signal and an `fn` that sees no
@@ -85,6 +100,11 @@ function usingFree(table, key, fn, ttl) {
 
 async function usingLock(manager, key, fn, o, lockNs) {
   const handle = await (lockNs ? manager.lockNs(key, { ttl: o.ttl, signal: o.signal }) : manager.lock(key, { ttl: o.ttl, signal: o.signal }))
+  return usingHeld(manager, handle, fn, o)
+}
+
+// fn runs holding `handle`: renewed, bounded and watched as the top of this file says.
+async function usingHeld(manager, handle, fn, o) {
   const started = Date.now()
   const controller = new AbortController()
   const margin = marginOf(o.ttl)
