@@ -39,8 +39,8 @@ function readOptions(manager, options) {
 // `function` included (it has `arguments`), gets the signal.)
 const NO_PARAMS = /^(?:async\s*)?\(\s*\)\s*=>/
 // The last function asked about (kept until the next call): a loop that passes the same
-// function asks once. (A WeakMap
-// cost more than the test itself for the fresh closure of each call, and kept the GC busy.)
+// function asks once. (A WeakMap cost more than the check for the fresh closure of each
+// call, and kept the GC busy.)
 let lastFn
 let lastAnswer = false
 function takesNoArgs(fn) {
