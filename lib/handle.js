@@ -3,7 +3,7 @@
 // Lock handles: what lock() resolves. Only this library makes them: a handle made with
 // `new` from outside would otherwise name a lock by a guessable id.
 
-const { native } = require('./native.js')
+const { native, MAX_MS } = require('./native.js')
 const { DestroyedError, typeError, expiredError, remoteError } = require('./errors.js')
 const { checkTtl } = require('./check.js')
 
@@ -59,8 +59,8 @@ class LockHandle {
       this.#manager.emit('lost', { resource: this.resource })
       return
     }
-    // (Beyond 2^31 - 1 ms setTimeout fires at once: look again then.)
-    setTimeout(() => this.#watchLost(), Math.min(2147483647, Math.max(1, exp - Date.now() + 1))).unref()
+    // (Beyond MAX_MS setTimeout fires at once: clamped, it looks again then.)
+    setTimeout(() => this.#watchLost(), Math.min(MAX_MS, Math.max(1, exp - Date.now() + 1))).unref()
   }
 
   /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */

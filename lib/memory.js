@@ -5,7 +5,6 @@
 // every manager and worker thread shares; an uncontended lock and an unlock are one
 // synchronous native call each, and a contended lock() waits in the native FIFO of its key.
 
-const { randomBytes } = require('node:crypto')
 const { native, args, pending, addPending, removePending } = require('./native.js')
 const { forget, grant } = require('./events.js')
 const { mintLockHandle, RESOLVED } = require('./handle.js')
@@ -41,13 +40,6 @@ class NativeTable {
 
   token(id) {
     return native.token(id)
-  }
-}
-
-/** lib/table.js with the token of a lock: unguessable, drawn when first read. */
-class JsTable extends LockTable {
-  token() {
-    return randomBytes(16).toString('hex')
   }
 }
 
@@ -92,7 +84,7 @@ class InMemoryLock extends LockManager {
   constructor(options, info) {
     super(options, 'inMemory', info)
     const { scope, waitMs } = this._memory
-    this._table = scope === 'process' ? new NativeTable(this._handle) : new JsTable(waitMs)
+    this._table = scope === 'process' ? new NativeTable(this._handle) : new LockTable(waitMs)
     this._jsTable = this._table instanceof LockTable
     this._pinned = new Set() // using() calls holding a pinned lock: destroy() aborts them
   }

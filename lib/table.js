@@ -14,10 +14,10 @@
 // for is checked lazily.
 
 const { performance } = require('node:perf_hooks') // also in vm contexts without the global
-const { retain, letGo } = require('./native.js')
+const { randomBytes } = require('node:crypto')
+const { retain, letGo, MAX_MS } = require('./native.js')
 
 const MIN_SWEEP = 1024
-const MAX_DELAY = 2147483647 // setTimeout fires after 1 ms beyond this
 // A monotonic instant as epoch ms, against the wall clock now (as the native table does):
 // callers compare it with Date.now(), which may have stepped since the process started.
 const toEpoch = (mono) => Math.floor(Date.now() + (mono - performance.now()))
@@ -87,7 +87,7 @@ class LockTable {
     st.tail = w
     st.waiting++
     retain() // a queued lock() keeps the process alive, as a pending timer would
-    if (this.waitMs > 0) w.deadline = setTimeout(() => this.#timeOut(w), Math.min(MAX_DELAY, this.waitMs))
+    if (this.waitMs > 0) w.deadline = setTimeout(() => this.#timeOut(w), Math.min(MAX_MS, this.waitMs))
     this.#arm(key, st)
   }
 
@@ -148,6 +148,11 @@ class LockTable {
     const now = performance.now()
     if (st.expires === Infinity) return toEpoch(now + st.pinTtl)
     return st.waiting > 0 && st.expires <= now ? 0 : toEpoch(st.expires)
+  }
+
+  /** A lock's token: unguessable, drawn when first read. */
+  token() {
+    return randomBytes(16).toString('hex')
   }
 
   isLocked(key) {
@@ -239,8 +244,8 @@ class LockTable {
       clearTimeout(st.timer)
     }
     st.timerAt = st.expires
-    // (A delay beyond MAX_DELAY fires early; #check then arms again.)
-    st.timer = setTimeout(() => this.#check(key, st), Math.min(MAX_DELAY, Math.max(0, st.expires - performance.now()) + 1))
+    // (setTimeout fires at once beyond MAX_MS: clamped, and #check then arms again.)
+    st.timer = setTimeout(() => this.#check(key, st), Math.min(MAX_MS, Math.max(0, st.expires - performance.now()) + 1))
     st.timer.unref() // the waiters keep the process alive, not this timer
   }
 
