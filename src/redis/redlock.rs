@@ -189,15 +189,24 @@ impl<E: Endpoint> Redlock<E> {
   /// Takes back a failed attempt's token: a compare-and-delete queued on every node, and
   /// awaited on the nodes that answered the attempt (they are up: one round trip), not on
   /// the others (a paused node would hold the caller a node timeout). What is queued runs
-  /// before anything the caller sends next on the same connections. Never retried: a late
-  /// delete must not outlive the attempt (the next one has a token of its own anyway).
-  pub(super) async fn take_back(&self, keys: &Resources, token: &str, answered: &[usize]) {
+  /// before anything the caller sends next on the same connection; but a connection that
+  /// timed out is replaced, and a delete on the new one can reach the server before the
+  /// attempt's SET still buffered on the old one. So a delete that failed is sent again
+  /// until `until` (when the attempt's keys expire anyway). That is safe because every
+  /// attempt has a token of its own: a late delete can remove nothing but this attempt's.
+  pub(super) async fn take_back(
+    &self,
+    keys: &Resources,
+    token: &str,
+    answered: &[usize],
+    until: Instant,
+  ) {
     let mut replies = Vec::new();
     for (i, node) in self.nodes.iter().enumerate() {
       let reply = node.call(Op::Release {
         keys: keys.clone(),
         token: token.to_owned(),
-        retry_until: None,
+        retry_until: Some(until),
         notify: false,
       });
       if answered.contains(&i) {
@@ -205,6 +214,13 @@ impl<E: Endpoint> Redlock<E> {
       }
     }
     futures_util::future::join_all(replies).await;
+  }
+
+  /// When whatever an attempt started at `start` set with `ttl` is gone from every node:
+  /// a node counts the ttl from when the command arrived, no later than a node timeout
+  /// after we sent it.
+  pub(super) fn attempt_expiry(&self, start: Instant, ttl: Duration) -> Instant {
+    start + ttl + self.node_timeout
   }
 
   /// Over N nodes, tells every node the fence the quorum gave (its largest): the next
@@ -270,7 +286,8 @@ impl<E: Endpoint> Redlock<E> {
     }
     // Partial or late: take back whatever we set, everywhere, before the caller goes on.
     if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.take_back(&keys, token, &tally.answered).await;
+      let until = self.attempt_expiry(start, ttl);
+      self.take_back(&keys, token, &tally.answered, until).await;
     }
     if tally.yes + tally.no >= self.quorum {
       Attempt::Held

@@ -100,12 +100,14 @@ impl<E: Endpoint> Store for Redlock<E> {
         self.raise_fence(&keys, v.fence);
         if tally.yes < self.nodes.len() {
           // A node that did not pass it on (it refused for fairness, or was not reached)
-          // may still hold the old token, which nobody will release now: delete it there.
+          // may still hold the old token, which nobody will release now: delete it there
+          // (sent again while the node cannot be reached; `from` is no one else's token).
+          let until = self.attempt_expiry(start, ttl);
           for node in &self.nodes {
             drop(node.call(Op::Release {
               keys: keys.clone(),
               token: from.to_owned(),
-              retry_until: None,
+              retry_until: Some(until),
               notify: false,
             }));
           }
@@ -115,7 +117,8 @@ impl<E: Endpoint> Store for Redlock<E> {
     }
     // As after a failed acquire.
     if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
-      self.take_back(&keys, to, &tally.answered).await;
+      let until = self.attempt_expiry(start, ttl);
+      self.take_back(&keys, to, &tally.answered, until).await;
     }
     None
   }
