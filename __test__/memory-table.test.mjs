@@ -225,6 +225,67 @@ describe('the in-memory table of scope "instance"', () => {
     assert.equal(m.size, 0)
   })
 
+  test('argument-less using() calls on a held key queue in FIFO order with lock() calls, run one at a time, and a throw releases', async () => {
+    const m = mk({ retry: -1 })
+    const k = 'table:bare-queue'
+    const order = []
+    let holders = 0
+    const section = async (name) => {
+      assert.equal(++holders, 1, `${name} ran while another held the key`)
+      order.push(name)
+      await sleep(1)
+      holders--
+    }
+    const h = await m.lock(k, 1000)
+    const calls = [
+      m.using(k, () => section('u1')),
+      m.lock(k, 1000).then(async (l) => { await section('l2'); await l.unlock() }),
+      m.using(k, async () => { await section('u3'); throw new TypeError('u3 failed') }),
+      m.using(k, () => section('u4')),
+    ]
+    await sleep(5)
+    assert.deepEqual(order, [])
+    await h.unlock()
+    const results = await Promise.allSettled(calls)
+    assert.deepEqual(order, ['u1', 'l2', 'u3', 'u4'])
+    assert.equal(results[2].reason.constructor, TypeError)
+    // usingNs() with no namespace is refused, as lockNs() is (it ran on "undefined:k").
+    const e = await rejectsWith(m.usingNs(k, () => 'not this key'), Error, 'E_CONFIG')
+    assert.match(e.message, /namespace/)
+    assert.equal(m.isLocked(k), false)
+    assert.equal(m.size, 0)
+  })
+
+  test('argument-less using() on a held key: E_LOCK_BUSY when its wait budget ends, E_DESTROYED on destroy(), the key given on to the next', async () => {
+    const busy = mk({ retry: 1, delay: 10 }) // waitMs 10 + jitter bound
+    const k = 'table:bare-busy'
+    const h = await busy.lock(k, 1000)
+    let ran = false
+    await rejectsWith(busy.using(k, () => { ran = true }), Error, 'E_LOCK_BUSY')
+    assert.equal(ran, false)
+    await h.unlock()
+    assert.equal(await busy.using(k, () => 'free again'), 'free again')
+    const none = mk({ retry: 0 })
+    const h0 = await none.lock(k, 1000)
+    await rejectsWith(none.using(k, () => 1), Error, 'E_LOCK_BUSY')
+    await h0.unlock()
+    const d = mk({ retry: -1 })
+    const hd = await d.lock(k, 1000)
+    const q = d.using(k, () => { ran = true })
+    await sleep(5)
+    await d.destroy()
+    await rejectsWith(q, Error, 'E_DESTROYED')
+    assert.equal(ran, false)
+    await hd.unlock()
+  })
+
+  test('argument-less usingNs() takes the namespaced key', async () => {
+    const m = mk({ namespace: 'ns' })
+    let inside
+    await m.usingNs('k', () => { inside = [m.isLocked('ns:k'), m.isLocked('k')] })
+    assert.deepEqual(inside, [true, false])
+  })
+
   test('a function that may read its arguments still gets the signal and the handle', async () => {
     const m = mk()
     const seen = []

@@ -132,10 +132,9 @@ class LockTable {
     if (st === undefined || st.holder !== id || st.expires <= performance.now()) return false
     st.expires = Infinity
     st.pinTtl = ttl
-    if (st.timer !== null) {
-      clearTimeout(st.timer)
-      st.timer = null
-    }
+    // A timer armed for waiters stays: when it fires it finds the key pinned and does
+    // nothing. (Clearing it here made every handoff between using() calls set a timer in
+    // #handOff and clear it here.)
     return true
   }
 

@@ -9,7 +9,7 @@
 // memory with no bound there are none: the table holds the lock until the release, and
 // what fn awaits keeps the process alive, as it would without a lock.)
 
-const { LockError, typeError, rangeError } = require('./errors.js')
+const { LockError, DestroyedError, busyError, typeError, rangeError } = require('./errors.js')
 const { describe, checkTtl, checkSignal } = require('./check.js')
 const { PIN, RESOLVED } = require('./handle.js')
 
@@ -61,41 +61,75 @@ function using(manager, key, fn, options, lockNs) {
     return Promise.reject(e)
   }
   const fast = o.signal === undefined && o.maxHoldMs === Infinity && o.maxExtensions === Infinity && typeof key === 'string'
-  if (fast && manager._jsTable && !manager._destroyed && takesNoArgs(fn)) {
-    const r = usingFree(manager._table, lockNs ? `${manager.namespace}:${key}` : key, fn, o.ttl)
-    return r !== undefined ? r : usingQueued(manager, key, fn, o, lockNs)
+  // (usingNs() with no namespace takes the general path, whose lockNs() says so.)
+  if (fast && manager._jsTable && !manager._destroyed && (!lockNs || manager.namespace !== undefined) && takesNoArgs(fn)) {
+    return usingBare(manager, lockNs ? `${manager.namespace}:${key}` : key, fn, o.ttl)
   }
   return usingLock(manager, key, fn, o, lockNs)
 }
 
-// As usingFree, for a key that is held now: the call waits its turn as lock() does, with
-// nothing else of ours alive meanwhile (many such calls may wait at once).
-async function usingQueued(manager, key, fn, o, lockNs) {
-  const handle = await (lockNs ? manager.lockNs(key, o.ttl) : manager.lock(key, o.ttl))
-  if (!handle[PIN](o.ttl)) return usingHeld(manager, handle, fn, o)
-  try {
-    return await fn()
-  } finally {
-    handle.unlock()
+// The in-memory fast path: no bound, no caller signal and an `fn` that sees no arguments
+// (so neither a signal nor a handle to make). A free key is taken now and pinned for the
+// call; a held one queues a `BareCall` in the key's FIFO, as lock() would queue a waiter.
+// Either way `fn` runs a microtask after the key is ours (never before using() returned)
+// and the key is released when `fn` settles; nothing else of ours is made.
+function usingBare(manager, key, fn, ttl) {
+  const table = manager._table
+  const id = table.take(key, ttl)
+  if (id > 0) {
+    table.pin(key, id, ttl)
+    return RESOLVED.then(fn).then(
+      (v) => (table.release(key, id), v),
+      (e) => {
+        table.release(key, id)
+        throw e
+      },
+    )
   }
+  if (id === 0) return Promise.reject(busyError(key, manager._retry))
+  return new Promise((resolve, reject) => table.enqueue(key, new BareCall(manager, key, ttl, fn, resolve, reject)))
 }
 
-// The in-memory fast path: a free key, no bound, no caller signal and an `fn` that sees no
-// arguments (so neither a signal nor a handle to make). The key is taken now and pinned for
-// the call; `fn` runs a microtask later, as it would after the general path's await (never
-// before using() has returned). A held key (or a busy one) takes the general path.
-function usingFree(table, key, fn, ttl) {
-  const id = table.take(key, ttl)
-  if (id <= 0) return undefined
-  table.pin(key, id, ttl)
-  const release = () => table.release(key, id)
-  return RESOLVED.then(fn).then(
-    (v) => (release(), v),
-    (e) => {
-      release()
-      throw e
-    },
-  )
+/** A using() of usingBare waiting in the table (the waiter interface of lib/table.js). */
+class BareCall {
+  constructor(manager, key, ttl, fn, resolve, reject) {
+    this.manager = manager
+    this.key = key
+    this.ttl = ttl
+    this.fn = fn
+    this.resolve = resolve
+    this.reject = reject
+    // The table's fields.
+    this.prev = null
+    this.next = null
+    this.gone = false
+    this.deadline = undefined
+  }
+
+  // Called inside the previous holder's release: `fn` runs later, not in there.
+  granted(id) {
+    const { manager, key, resolve, reject } = this
+    const table = manager._table
+    table.pin(key, id, this.ttl)
+    RESOLVED.then(this.fn).then(
+      (v) => {
+        table.release(key, id)
+        resolve(v)
+      },
+      (e) => {
+        table.release(key, id)
+        reject(e)
+      },
+    )
+  }
+
+  timedOut() {
+    this.reject(busyError(this.key, this.manager._retry))
+  }
+
+  destroyed() {
+    this.reject(new DestroyedError())
+  }
 }
 
 async function usingLock(manager, key, fn, o, lockNs) {
