@@ -247,10 +247,10 @@ describe('item 3: flat retry/delay for redis', { timeout: 30000 }, () => {
 })
 
 describe('item 5: unlock does not wait for a paused node', { timeout: 30000 }, () => {
-  test('item 5: Redlock over 3, one SIGSTOPped after the lock: unlock() < 300 ms, key gone from the 2 live nodes', async () => {
+  test('item 5: Redlock over 3, one SIGSTOPped after the lock: unlock() far below nodeTimeout, key gone from the 2 live nodes', async () => {
     const m = redis(
       three.map((s) => s.url),
-      { nodeTimeout: 1000 },
+      { nodeTimeout: 3000 },
     )
     const k = key('paused-unlock')
     const h = await m.lock(k, 20000)
@@ -261,7 +261,7 @@ describe('item 5: unlock does not wait for a paused node', { timeout: 30000 }, (
       const t0 = Date.now()
       await withTimeout(h.unlock(), 10000, 'unlock() with a paused node must resolve')
       const ms = since(t0)
-      assert.ok(ms < 300, `unlock() waited for the paused node: ${ms} ms (nodeTimeout 1000)`)
+      assert.ok(ms < 1500, `unlock() waited for the paused node: ${ms} ms (nodeTimeout 3000)`)
       assert.deepEqual(await valuesOn(three.slice(0, 2), k), [null, null], 'the key is gone from the two live nodes')
     } finally {
       three[2].resume()

@@ -29,7 +29,9 @@ after(async () => {
 let n = 0
 const key = (what) => `oxlock:wake:${what}:${++n}`
 
-/** Starts a waiter process on `k` and resolves once it has made its first attempt. */
+/** Starts a waiter process on `k`; resolves `{ run }` (the child's result) once it has made
+ *  its first attempt and subscribed. (In an object: a promise returned as such would be
+ *  adopted, and the caller would wait for the child to end.) */
 async function waiter(k, retryDelay) {
   let ready
   const started = new Promise((r) => (ready = r))
@@ -40,7 +42,7 @@ async function waiter(k, retryDelay) {
   await started
   // Its first attempt found the key held, and its subscription is up.
   await sleep(400)
-  return run
+  return { run }
 }
 
 function lockedAt(r) {
@@ -57,7 +59,7 @@ describe('cross-process wake-up on Redis', { timeout: 60000 }, () => {
     for (let round = 0; round < 3; round++) {
       const k = key('ours')
       const h = await m.lock(k, 10000)
-      const run = waiter(k, 5000)
+      const { run } = await waiter(k, 5000)
       const r0 = await Promise.race([run, sleep(600).then(() => null)])
       assert.equal(r0, null, 'the waiter finished before the unlock')
       const t0 = Date.now()
@@ -79,8 +81,7 @@ describe('cross-process wake-up on Redis', { timeout: 60000 }, () => {
     const rl = new Redlock([c], { retryCount: 0 })
     const k = key('redlock')
     const j = await rl.lock(k, 10000)
-    const run = waiter(k, 300)
-    await sleep(200)
+    const { run } = await waiter(k, 300)
     const t0 = Date.now()
     await j.unlock()
     const locked = lockedAt(await run)
@@ -95,18 +96,18 @@ describe('cross-process wake-up on Redis', { timeout: 60000 }, () => {
       const rl = new Redlock([c], { retryCount: 0 })
       const k = key('keyspace-del')
       const j = await rl.lock(k, 10000)
-      const run = waiter(k, 5000)
+      const { run } = await waiter(k, 5000)
       const t0 = Date.now()
       await j.unlock()
       const took = lockedAt(await run).at - t0
       assert.ok(took < 1500, `woken ${took} ms after node-redlock's unlock; its timer would be about 4600 ms`)
 
       const k2 = key('keyspace-expired')
-      await rl.lock(k2, 1500) // never unlocked: it expires
+      await rl.lock(k2, 2500) // never unlocked: it expires (after the waiter started, even on a slow machine)
       const t1 = Date.now()
-      const run2 = waiter(k2, 5000)
+      const { run: run2 } = await waiter(k2, 5000)
       const took2 = lockedAt(await run2).at - t1
-      assert.ok(took2 >= 1400 && took2 < 3500, `got an expired key after ${took2} ms (ttl 1500; its timer would be 5000 ms)`)
+      assert.ok(took2 >= 2400 && took2 < 4800, `got an expired key after ${took2} ms (ttl 2500; its timer would be 5000 ms after its first attempt)`)
     } finally {
       await server.cmd('CONFIG', 'SET', 'notify-keyspace-events', '')
     }
