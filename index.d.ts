@@ -236,7 +236,7 @@ export declare function create(options?: CreateOptions): Lock
 /** A promise version of setTimeout. */
 export declare function wait(ms: number): Promise<void>
 
-export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_LOCK_LOST' | 'E_UNSUPPORTED'
+export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_AUTH' | 'E_LOCK_LOST' | 'E_UNSUPPORTED'
 
 /** Options of `using()`. */
 export interface UsingOptions {
@@ -253,7 +253,8 @@ export interface UsingOptions {
 /**
  * `E_LOCK_BUSY`: the resource stayed held for the whole retry budget. `E_LOCK_EXPIRED`:
  * extend() of a lock no longer held. `E_UNAVAILABLE`: the store (Redis: a quorum of nodes) could not be
- * reached; `causes` says why for each node.
+ * reached; `causes` says why for each node. `E_AUTH`: the nodes that kept a quorum from forming
+ * refused the credentials (reported at the first attempt, not retried).
  */
 export declare class LockError extends Error {
   readonly name: 'LockError'
@@ -264,9 +265,9 @@ export declare class LockError extends Error {
   readonly resource: string
   /** A multi-resource lock's keys. */
   readonly resources?: readonly string[]
-  /** E_UNAVAILABLE: `host:port: reason` per failing node (never credentials). */
+  /** E_UNAVAILABLE, E_AUTH: `host:port: reason` per failing node (never credentials). */
   readonly causes?: string[]
-  /** E_UNAVAILABLE: the same, structured. */
+  /** E_UNAVAILABLE, E_AUTH: the same, structured. */
   readonly failures?: NodeFailure[]
 }
 

@@ -111,19 +111,23 @@ describe('bad options and unreachable servers', { timeout: 60000 }, () => {
     assert.ok(ticks >= Math.min(5, since(t0) / 40), `only ${ticks} timer ticks in ${since(t0)} ms: the JS thread was blocked`)
   })
 
-  test('a wrong password never appears in errors or causes; the right one works', async () => {
+  test('a wrong password: E_AUTH at the first attempt, never in errors or causes; the right one works', async () => {
     const role = await pg.createRole('oxlock_pw_user', 'the-right-one')
-    const lockOptions = { retryCount: 0, connectTimeout: 2000, tableName: 'oxlock_pw_locks' }
+    // 10 retries 500 ms apart: a retried refusal would take 5 s.
+    const lockOptions = { retryCount: 10, retryDelay: 500, connectTimeout: 2000, tableName: 'oxlock_pw_locks' }
     for (const connection of [
       { host: '127.0.0.1', port: pg.port, user: role.user, password: PW, database: 'postgres' },
       pg.urlFor(role.user, PW),
     ]) {
       const what = util.inspect(connection)
       const m = mk(lockOptions, { connection })
+      const t0 = Date.now()
       const err = await withTimeout(m.lock('k', 1000).then(() => null, (e) => e), 8000, 'lock() with a wrong password')
-      checkError(err, LockError, 'E_UNAVAILABLE')
+      checkError(err, LockError, 'E_AUTH')
+      assert.equal(err.attempts, 1)
+      assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms: the refusal was retried`)
       assert.deepEqual([...new Set(causeNodes(err))], [pg.label])
-      if (Array.isArray(err.failures)) assert.ok(err.failures.every((f) => f.kind === 'auth'), util.inspect(err.failures))
+      assert.ok(err.failures.length > 0 && err.failures.every((f) => f.kind === 'auth'), util.inspect(err.failures))
       noPassword(err.message, what)
       noPassword(util.inspect(err, { depth: 5 }), what)
       noPassword(JSON.stringify(err), what)

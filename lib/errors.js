@@ -18,7 +18,7 @@ class LockError extends Error {
     this.code = code
     this.attempts = attempts
     setResource(this, resource)
-    // E_UNAVAILABLE: why each failing node failed ("host:port: reason").
+    // E_UNAVAILABLE, E_AUTH: why each failing node failed ("host:port: reason").
     if (causes !== undefined) this.causes = causes
   }
 }
@@ -97,6 +97,23 @@ function unavailableError(resource, e, type) {
   return err
 }
 
+// The nodes that kept a quorum from forming refused our credentials (a wrong password, an
+// ACL user that may not log in): reported at the first attempt, since every retry would be
+// refused as well. The same `causes` and `failures` as E_UNAVAILABLE; never the password.
+function authError(resource, e, type) {
+  const failures = e.failures
+  const causes = failures.map((f) => `${f.node}: ${f.message}`)
+  const store = STORES[type] ?? 'the store'
+  const err = new LockError(`The credentials were refused by ${store} for the resource "${resource}": ${causes.join('; ')}`, {
+    code: 'E_AUTH',
+    attempts: e.attempts,
+    resource,
+    causes,
+  })
+  err.failures = failures
+  return err
+}
+
 // A failed remote request, as the error the caller sees.
 function remoteError(e, resource, retry, type) {
   switch (e.code) {
@@ -104,6 +121,8 @@ function remoteError(e, resource, retry, type) {
       return busyError(resource, retry, e.attempts)
     case 'E_UNAVAILABLE':
       return unavailableError(resource, e, type)
+    case 'E_AUTH':
+      return authError(resource, e, type)
     case 'E_LOCK_EXPIRED':
       return expiredError(resource)
     case 'E_DESTROYED':

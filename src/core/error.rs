@@ -18,6 +18,8 @@ pub enum ErrorKind {
   Expired,
   /// The store could not be reached by a quorum of its nodes.
   Unavailable,
+  /// The nodes that kept a quorum from forming refused our credentials: no retry can help.
+  Auth,
   /// The manager was destroyed.
   Destroyed,
   /// The store cannot do what was asked (a multi-resource lock on a store without them).
@@ -35,6 +37,7 @@ impl ErrorKind {
       ErrorKind::Busy => "E_LOCK_BUSY",
       ErrorKind::Expired => "E_LOCK_EXPIRED",
       ErrorKind::Unavailable => "E_UNAVAILABLE",
+      ErrorKind::Auth => "E_AUTH",
       ErrorKind::Destroyed => "E_DESTROYED",
       ErrorKind::Unsupported => "E_UNSUPPORTED",
       ErrorKind::Internal => "E_INTERNAL",
@@ -137,6 +140,20 @@ impl Error {
     }
   }
 
+  /// A failed attempt: `Auth` when every node that failed refused our credentials (a
+  /// retry would be refused again), else `Unavailable`.
+  pub fn failed(attempts: u32, causes: Vec<Cause>) -> Self {
+    if !causes.is_empty() && causes.iter().all(|c| c.kind == CauseKind::Auth) {
+      Error {
+        attempts,
+        causes,
+        ..Error::new(ErrorKind::Auth, "the credentials were refused")
+      }
+    } else {
+      Error::unavailable(attempts, causes)
+    }
+  }
+
   pub fn expired() -> Self {
     Error::new(ErrorKind::Expired, "the lock has already expired")
   }
@@ -161,5 +178,27 @@ impl std::error::Error for Error {}
 impl From<Error> for napi::Error<ErrorKind> {
   fn from(e: Error) -> Self {
     napi::Error::new(e.kind, e.message)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn cause(kind: CauseKind) -> Cause {
+    Cause {
+      node: "127.0.0.1:1".into(),
+      kind,
+      message: "why".into(),
+    }
+  }
+
+  #[test]
+  fn a_failure_is_auth_only_when_every_failing_node_refused_the_credentials() {
+    let auth = Error::failed(1, vec![cause(CauseKind::Auth), cause(CauseKind::Auth)]);
+    assert_eq!((auth.kind.code(), auth.attempts), ("E_AUTH", 1));
+    let mixed = Error::failed(1, vec![cause(CauseKind::Auth), cause(CauseKind::Timeout)]);
+    assert_eq!(mixed.kind, ErrorKind::Unavailable);
+    assert_eq!(Error::failed(1, vec![]).kind, ErrorKind::Unavailable);
   }
 }

@@ -10,7 +10,7 @@ use super::gate::Baton;
 use super::manager::{Cancel, Held, RemoteManager};
 use super::resources::{self, Resources};
 use super::{watch, Attempt, Store, Validity};
-use crate::core::{clock, runtime, token, Error, Event, Lease, LockId, Outcome, Signal};
+use crate::core::{clock, runtime, token, Error, ErrorKind, Event, Lease, LockId, Outcome, Signal};
 
 /// The key's gate while a lock request owns it; leaves it when dropped armed.
 struct GateOwned<'a, S: Store> {
@@ -156,7 +156,7 @@ impl<S: Store> RemoteManager<S> {
     }
     Err(match store.inspect(key).await {
       Ok(_) => Error::busy(attempts),
-      Err(causes) => Error::unavailable(attempts, causes),
+      Err(causes) => Error::failed(attempts, causes),
     })
   }
 
@@ -189,9 +189,10 @@ impl<S: Store> RemoteManager<S> {
         Attempt::Won(v) => return Ok((v, attempts, token)),
         Attempt::Held => (Error::busy(timed), None),
         Attempt::HeldUntil(at) => (Error::busy(timed), Some(at)),
-        Attempt::Failed(causes) => (Error::unavailable(timed, causes), None),
+        Attempt::Failed(causes) => (Error::failed(timed, causes), None),
       };
-      if !self.retry.more_after(timed) || cancel.is_set() {
+      // Refused credentials are refused again: the caller hears it now, not after the budget.
+      if last.kind == ErrorKind::Auth || !self.retry.more_after(timed) || cancel.is_set() {
         return Err(last);
       }
       if watch.is_none() {

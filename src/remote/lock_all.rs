@@ -162,7 +162,7 @@ impl<S: Store> RemoteManager<S> {
     let attempts = self.retry.all_attempts();
     Err(match resources::inspect(&*store, gates.keys).await {
       Ok(_) => Error::busy(attempts),
-      Err(causes) => Error::unavailable(attempts, causes),
+      Err(causes) => Error::failed(attempts, causes),
     })
   }
 
