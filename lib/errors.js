@@ -98,13 +98,13 @@ function unavailableError(resource, e, type) {
 }
 
 // The nodes that kept a quorum from forming refused our credentials (a wrong password, an
-// ACL user that may not log in): reported at the first attempt, since every retry would be
-// refused as well. The same `causes` and `failures` as E_UNAVAILABLE; never the password.
+// ACL user that may not log in) or a command the lock needs (ACL NOPERM): reported at the
+// first attempt, since every retry would be refused as well. The same `causes` and `failures` as E_UNAVAILABLE; never the password.
 function authError(resource, e, type) {
   const failures = e.failures
   const causes = failures.map((f) => `${f.node}: ${f.message}`)
   const store = STORES[type] ?? 'the store'
-  const err = new LockError(`The credentials were refused by ${store} for the resource "${resource}": ${causes.join('; ')}`, {
+  const err = new LockError(`Access was refused by ${store} for the resource "${resource}" (credentials or ACL permissions): ${causes.join('; ')}`, {
     code: 'E_AUTH',
     attempts: e.attempts,
     resource,

@@ -147,7 +147,10 @@ impl Error {
       Error {
         attempts,
         causes,
-        ..Error::new(ErrorKind::Auth, "the credentials were refused")
+        ..Error::new(
+          ErrorKind::Auth,
+          "access was refused (credentials or ACL permissions)",
+        )
       }
     } else {
       Error::unavailable(attempts, causes)

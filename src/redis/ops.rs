@@ -218,6 +218,15 @@ pub fn is_noscript(value: &Value) -> bool {
 
 pub fn judge(op: &Op, value: &Value) -> Reply {
   match (op, value) {
+    // An ACL user that may not run a command (or touch a key) the lock needs: asked again,
+    // the server says the same (`E_AUTH`, not a retry budget spent on it).
+    (_, Value::ServerError(e)) if e.code() == "NOPERM" => Reply::Failed(
+      CauseKind::Auth,
+      format!(
+        "NOPERM: {} (README: the commands oxlock needs)",
+        e.details().unwrap_or("")
+      ),
+    ),
     (_, Value::ServerError(e)) => Reply::Failed(
       CauseKind::Server,
       format!("{}: {}", e.code(), e.details().unwrap_or("")),
@@ -251,6 +260,8 @@ pub fn describe(e: &RedisError) -> (CauseKind, String) {
       CauseKind::Dns,
       format!("cannot resolve the host name (DNS: {text})"),
     )
+  } else if lower.contains("noperm") {
+    (CauseKind::Auth, text)
   } else if e.kind() == redis::ErrorKind::AuthenticationFailed
     || lower.contains("wrongpass")
     || lower.contains("noauth")
