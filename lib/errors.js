@@ -80,38 +80,29 @@ function expiredError(resource) {
 // What could not be reached, by the manager's type (node-redlock's words for Redis).
 const STORES = { redis: 'a quorum of Redis nodes', postgres: 'PostgreSQL' }
 
-// The store could not be reached. `causes` keeps node-redlock-era strings ("host:port: why"),
+// A failure of the store's nodes. `causes` keeps node-redlock-era strings ("host:port: why"),
 // `failures` the structured form ({ node, kind, message }).
-function unavailableError(resource, e, type) {
+function nodesError(code, message, resource, e) {
   const failures = e.failures
   const causes = failures.map((f) => `${f.node}: ${f.message}`)
   const why = causes.length > 0 ? `: ${causes.join('; ')}` : ''
-  const store = STORES[type] ?? 'the store'
-  const err = new LockError(`Unable to reach ${store} for the resource "${resource}" after ${e.attempts} attempts${why}`, {
-    code: 'E_UNAVAILABLE',
-    attempts: e.attempts,
-    resource,
-    causes,
-  })
+  const err = new LockError(message + why, { code, attempts: e.attempts, resource, causes })
   err.failures = failures
   return err
 }
 
+// The store could not be reached.
+function unavailableError(resource, e, type) {
+  const store = STORES[type] ?? 'the store'
+  return nodesError('E_UNAVAILABLE', `Unable to reach ${store} for the resource "${resource}" after ${e.attempts} attempts`, resource, e)
+}
+
 // The nodes that kept a quorum from forming refused our credentials (a wrong password, an
 // ACL user that may not log in) or a command the lock needs (ACL NOPERM): reported at the
-// first attempt, since every retry would be refused as well. The same `causes` and `failures` as E_UNAVAILABLE; never the password.
+// first attempt, since every retry would be refused as well. Never the password.
 function authError(resource, e, type) {
-  const failures = e.failures
-  const causes = failures.map((f) => `${f.node}: ${f.message}`)
   const store = STORES[type] ?? 'the store'
-  const err = new LockError(`Access was refused by ${store} for the resource "${resource}" (credentials or ACL permissions): ${causes.join('; ')}`, {
-    code: 'E_AUTH',
-    attempts: e.attempts,
-    resource,
-    causes,
-  })
-  err.failures = failures
-  return err
+  return nodesError('E_AUTH', `Access was refused by ${store} for the resource "${resource}" (credentials or ACL permissions)`, resource, e)
 }
 
 // A failed remote request, as the error the caller sees.

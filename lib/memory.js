@@ -10,6 +10,7 @@ const { forget, grant } = require('./events.js')
 const { mintLockHandle, RESOLVED } = require('./handle.js')
 const { LockManager } = require('./manager.js')
 const { LockTable } = require('./table.js')
+const { Waiter } = require('./waiter.js')
 const { DestroyedError, AbortError, busyError } = require('./errors.js')
 const { lockAll } = require('./multi.js')
 const { checkKey } = require('./check.js')
@@ -40,43 +41,6 @@ class NativeTable {
 
   token(id) {
     return native.token(id)
-  }
-}
-
-/** A lock() waiting in the JS table: what the table calls when it ends. */
-class Waiter {
-  constructor(manager, key, ttl, resolve, reject, signal) {
-    this.manager = manager
-    this.key = key
-    this.ttl = ttl
-    this.resolve = resolve
-    this.reject = reject
-    this.signal = signal
-    this.onAbort = undefined
-    // The table's fields (lib/table.js).
-    this.prev = null
-    this.next = null
-    this.gone = false
-    this.deadline = undefined
-  }
-
-  #forget() {
-    if (this.signal !== undefined) this.signal.removeEventListener('abort', this.onAbort)
-  }
-
-  granted(id) {
-    this.#forget()
-    this.resolve(mintLockHandle(this.manager, this.key, id))
-  }
-
-  timedOut() {
-    this.#forget()
-    this.reject(busyError(this.key, this.manager._retry))
-  }
-
-  destroyed() {
-    this.#forget()
-    this.reject(new DestroyedError())
   }
 }
 

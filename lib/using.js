@@ -9,9 +9,10 @@
 // memory with no bound there are none: the table holds the lock until the release, and
 // what fn awaits keeps the process alive, as it would without a lock.)
 
-const { LockError, DestroyedError, busyError, typeError, rangeError } = require('./errors.js')
+const { LockError, busyError, typeError, rangeError } = require('./errors.js')
+const { BareCall, runPinned } = require('./waiter.js')
 const { describe, checkTtl, checkSignal } = require('./check.js')
-const { PIN, RESOLVED } = require('./handle.js')
+const { PIN } = require('./handle.js')
 
 /** The margin before the end of the validity at which the signal aborts at the latest. */
 const marginOf = (ttl) => Math.max(20, Math.min(1000, Math.ceil(ttl / 10)))
@@ -76,60 +77,9 @@ function using(manager, key, fn, options, lockNs) {
 function usingBare(manager, key, fn, ttl) {
   const table = manager._table
   const id = table.take(key, ttl)
-  if (id > 0) {
-    table.pin(key, id, ttl)
-    return RESOLVED.then(fn).then(
-      (v) => (table.release(key, id), v),
-      (e) => {
-        table.release(key, id)
-        throw e
-      },
-    )
-  }
+  if (id > 0) return runPinned(table, key, id, ttl, fn)
   if (id === 0) return Promise.reject(busyError(key, manager._retry))
   return new Promise((resolve, reject) => table.enqueue(key, new BareCall(manager, key, ttl, fn, resolve, reject)))
-}
-
-/** A using() of usingBare waiting in the table (the waiter interface of lib/table.js). */
-class BareCall {
-  constructor(manager, key, ttl, fn, resolve, reject) {
-    this.manager = manager
-    this.key = key
-    this.ttl = ttl
-    this.fn = fn
-    this.resolve = resolve
-    this.reject = reject
-    // The table's fields.
-    this.prev = null
-    this.next = null
-    this.gone = false
-    this.deadline = undefined
-  }
-
-  // Called inside the previous holder's release: `fn` runs later, not in there.
-  granted(id) {
-    const { manager, key, resolve, reject } = this
-    const table = manager._table
-    table.pin(key, id, this.ttl)
-    RESOLVED.then(this.fn).then(
-      (v) => {
-        table.release(key, id)
-        resolve(v)
-      },
-      (e) => {
-        table.release(key, id)
-        reject(e)
-      },
-    )
-  }
-
-  timedOut() {
-    this.reject(busyError(this.key, this.manager._retry))
-  }
-
-  destroyed() {
-    this.reject(new DestroyedError())
-  }
 }
 
 async function usingLock(manager, key, fn, o, lockNs) {

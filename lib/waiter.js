@@ -1,0 +1,82 @@
+'use strict'
+
+// What waits in a key's FIFO of the JS table (lib/table.js): a lock() (`Waiter`, granted a
+// handle), or an argument-less using() of the fast path (`BareCall`, which runs its function
+// when the key comes to it and makes nothing else).
+
+const { mintLockHandle, RESOLVED } = require('./handle.js')
+const { DestroyedError, busyError } = require('./errors.js')
+
+/** A lock() waiting in the JS table: what the table calls when it ends. */
+class Waiter {
+  constructor(manager, key, ttl, resolve, reject, signal) {
+    this.manager = manager
+    this.key = key
+    this.ttl = ttl
+    this.resolve = resolve
+    this.reject = reject
+    this.signal = signal
+    this.onAbort = undefined
+    // The table's fields (lib/table.js).
+    this.prev = null
+    this.next = null
+    this.gone = false
+    this.deadline = undefined
+  }
+
+  #forget() {
+    if (this.signal !== undefined) this.signal.removeEventListener('abort', this.onAbort)
+  }
+
+  granted(id) {
+    this.#forget()
+    this.resolve(mintLockHandle(this.manager, this.key, id))
+  }
+
+  timedOut() {
+    this.#forget()
+    this.reject(busyError(this.key, this.manager._retry))
+  }
+
+  destroyed() {
+    this.#forget()
+    this.reject(new DestroyedError())
+  }
+}
+
+const same = (v) => v
+const rethrow = (e) => {
+  throw e
+}
+
+/** Pins `id`'s lock on `key`, runs `fn` a microtask from now and releases the key when `fn`
+ *  settles; the result goes through `done` / `failed`. */
+function runPinned(table, key, id, ttl, fn, done = same, failed = rethrow) {
+  table.pin(key, id, ttl)
+  return RESOLVED.then(fn).then(
+    (v) => {
+      table.release(key, id)
+      return done(v)
+    },
+    (e) => {
+      table.release(key, id)
+      return failed(e)
+    },
+  )
+}
+
+/** An argument-less using() waiting in the JS table: it holds the key only while its
+ *  function runs, with no handle, signal or timer. */
+class BareCall extends Waiter {
+  constructor(manager, key, ttl, fn, resolve, reject) {
+    super(manager, key, ttl, resolve, reject, undefined)
+    this.fn = fn
+  }
+
+  // Called inside the previous holder's release: `fn` runs later, not in there.
+  granted(id) {
+    runPinned(this.manager._table, this.key, id, this.ttl, this.fn, this.resolve, this.reject)
+  }
+}
+
+module.exports = { Waiter, BareCall, runPinned }
