@@ -86,6 +86,8 @@ for (const [name, nodes] of [['one node', [one]], ['three nodes', servers]]) {
       const [a, b] = [key('a'), key('b')]
       const before = await m.lock(b, 1000)
       await before.unlock()
+      // (unlock() resolves at a quorum: a node still holding b would refuse [b, a] as a whole.)
+      await settledValuesOn(nodes, b, nodes.map(() => null))
       const keys = [b, a]
       const h = await m.lock(keys, 5000)
       assert.deepEqual(h.resource, keys, 'the keys as given')
