@@ -9,6 +9,23 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class StoreAdmin {
+  /** `options`: what `create()` takes (`type` and `connection`; lock options are ignored). */
+  constructor(options: unknown)
+  /** Held locks matching `pattern`: `{ value: [lock], failures: [cause] }`. */
+  list(pattern: string, limit: number): Promise<unknown>
+  /** What every node holds at `key`: `[node]`. */
+  inspect(key: string): Promise<unknown>
+  /** Deletes `key` whoever holds it: `{ value: nodes that held it, failures }`. */
+  forceUnlock(key: string): Promise<unknown>
+  /** Whether the store tells of changes to keys matching `pattern` (it starts listening). */
+  notifies(pattern: string): Promise<unknown>
+  /** Resolves with the count of changes seen, once it passes `seen` or after `ms`. */
+  changed(seen: number, ms: number): Promise<unknown>
+  /** Stops listening and closes idle connections. */
+  close(): void
+}
+
 /**
  * `args`: [manager, ttl]. Returns the lock id (> 0), 0 when busy and the manager may not
  * wait, or `-waiterId` when queued.

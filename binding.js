@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.StoreAdmin = nativeBinding.StoreAdmin
 module.exports.acquire = nativeBinding.acquire
 module.exports.cancel = nativeBinding.cancel
 module.exports.create = nativeBinding.create

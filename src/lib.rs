@@ -5,6 +5,7 @@
 //! shares, and the `Store` trait), `redis` (the Redis store), and `napi`, the only module
 //! that knows about N-API.
 
+pub mod admin;
 pub mod compat;
 pub mod config;
 pub mod core;

@@ -3,6 +3,7 @@
 //! `create`, `destroy` and `drain`. Everything runs synchronously on the calling JS
 //! thread; the only way back into JS from elsewhere is the thread's weak wake-up function.
 
+mod admin;
 mod events;
 mod faces;
 mod key;

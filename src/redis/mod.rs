@@ -12,9 +12,10 @@ mod subscriber;
 #[cfg(test)]
 mod tests;
 
-pub use node::Node;
-pub use ops::{Op, Reply};
+pub use node::{client, Node};
+pub use ops::{describe, Op, Reply};
 pub use redlock::{Endpoint, Redlock};
+pub use subscriber::freed_channel;
 
 use std::time::Duration;
 

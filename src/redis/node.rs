@@ -69,6 +69,36 @@ pub struct Node {
   in_flight: Arc<AtomicUsize>,
 }
 
+/// The redis-rs client of one configured node (TLS roots and client certificate included);
+/// it connects only when asked to.
+pub fn client(cfg: &RedisNode) -> Result<redis::Client, Error> {
+  let config_error = |e: redis::RedisError| {
+    Error::new(
+      ErrorKind::Config,
+      format!("{}: {}", cfg.label, describe(&e).1),
+    )
+  };
+  match &cfg.tls {
+    Some(tls) => {
+      // rustls needs one crypto provider per process; a second install is a no-op.
+      let _ = rustls::crypto::ring::default_provider().install_default();
+      let certs = redis::TlsCertificates {
+        client_tls: match (&tls.cert, &tls.key) {
+          (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+          }),
+          _ => None,
+        },
+        root_cert: tls.ca.clone(),
+      };
+      redis::Client::build_with_tls(cfg.url.as_str(), certs)
+    }
+    None => redis::Client::open(cfg.url.as_str()),
+  }
+  .map_err(config_error)
+}
+
 impl Node {
   /// Connects lazily: a node that is down now is retried on every later operation.
   pub fn new(cfg: &RedisNode, timeout: Duration, connect_timeout: Duration) -> Result<Node, Error> {
@@ -78,25 +108,7 @@ impl Node {
         format!("{}: {}", cfg.label, describe(&e).1),
       )
     };
-    let client = match &cfg.tls {
-      Some(tls) => {
-        // rustls needs one crypto provider per process; a second install is a no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let certs = redis::TlsCertificates {
-          client_tls: match (&tls.cert, &tls.key) {
-            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-              client_cert: cert.clone(),
-              client_key: key.clone(),
-            }),
-            _ => None,
-          },
-          root_cert: tls.ca.clone(),
-        };
-        redis::Client::build_with_tls(cfg.url.as_str(), certs)
-      }
-      None => redis::Client::open(cfg.url.as_str()),
-    }
-    .map_err(config_error)?;
+    let client = client(cfg)?;
     let config = ConnectionManagerConfig::new()
       .set_connection_timeout(Some(connect_timeout))
       .set_response_timeout(Some(timeout))
