@@ -5,6 +5,7 @@
 
 mod postgres;
 mod redis;
+mod redis_node;
 
 use std::time::Duration;
 
