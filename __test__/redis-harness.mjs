@@ -142,9 +142,9 @@ function encode(args) {
  * Rejects on a refused connection or after `timeout` ms without a full reply. With `ca`,
  * it speaks TLS and trusts only that CA.
  */
-export function redisCmd(port, args, { timeout = 2000, ca } = {}) {
+export function redisCmd(port, args, { timeout = 2000, ca, cert, key, servername } = {}) {
   return new Promise((resolve, reject) => {
-    const sock = ca === undefined ? net.connect({ port, host: '127.0.0.1' }) : tls.connect({ port, host: '127.0.0.1', ca })
+    const sock = ca === undefined ? net.connect({ port, host: '127.0.0.1' }) : tls.connect({ port, host: '127.0.0.1', ca, cert, key, servername })
     let buf = Buffer.alloc(0)
     let done = false
     const finish = (err, value) => {

@@ -7,9 +7,9 @@ import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 
-import { create, LockError } from '../index.mjs'
+import { create, LockError, ConfigError } from '../index.mjs'
 import { since, rejectsWith, withTimeout, runNode } from './helpers.mjs'
-import { makeCerts, useRedisTls } from './tls-harness.mjs'
+import { makeCerts, useRedisTls, startRedisTls } from './tls-harness.mjs'
 
 const CHILD = fileURLToPath(new URL('./fixtures/redis-tls-child.mjs', import.meta.url))
 const HEX32 = /^[0-9a-f]{32}$/
@@ -31,7 +31,8 @@ let n = 0
 const key = (what) => `oxlock:tls:${what}:${++n}`
 
 /** lock/unlock over TLS, with the key visible on the server (over our own TLS socket) while held. */
-async function lockUnlock(connection) {
+async function lockUnlock(connection, on = server) {
+  const server = on
   const m = mk(connection, { retryCount: 0 })
   const k = key('ok')
   const h = await withTimeout(m.lock(k, 5000), 10000, 'lock() over TLS')
@@ -121,5 +122,43 @@ describe('TLS with an untrusted server certificate', { timeout: 30000 }, () => {
       assert.ok(l.ms < 3000, `${l.name}: took ${l.ms} ms`)
     }
     assert.ok(r.lines.some((l) => l.ev === 'destroyed'), report)
+  })
+})
+
+describe('mutual TLS, host names and rejectUnauthorized', { timeout: 30000 }, () => {
+  test('f: a server that asks for a client certificate: cert + key work; without them E_UNAVAILABLE, no hang', async () => {
+    const mtls = await startRedisTls(certs, ['--tls-auth-clients', 'yes'])
+    try {
+      await lockUnlock({ host, port: mtls.port, tls: { ca: certs.caPem, cert: certs.clientCertPem, key: Buffer.from(certs.clientKeyPem) } }, mtls)
+      const m = mk({ host, port: mtls.port, tls: { ca: certs.caPem } }, { retryCount: 0 })
+      const t0 = Date.now()
+      const err = await withTimeout(rejectsWith(m.lock(key('no-client-cert'), 5000), LockError, 'E_UNAVAILABLE'), 10000, 'lock() without a client certificate')
+      assert.ok(since(t0) < 3000, `took ${since(t0)} ms`)
+      assert.ok(err.causes.every((c) => c.startsWith(`${mtls.label}: `)), JSON.stringify(err.causes))
+    } finally {
+      await mtls.kill()
+    }
+  })
+
+  test('g: a certificate for another host name, from a trusted CA: E_UNAVAILABLE with a certificate cause', async () => {
+    const other = await startRedisTls(certs.wrongName)
+    try {
+      const m = mk({ host, port: other.port, tls: { ca: certs.caPem } }, { retryCount: 0 })
+      const err = await withTimeout(rejectsWith(m.lock(key('wrong-name'), 5000), LockError, 'E_UNAVAILABLE'), 10000, 'lock() against a certificate for another name')
+      assert.ok(err.causes.some((c) => /certificate/i.test(c)), JSON.stringify(err.causes))
+      assert.equal(err.failures[0].kind, 'tls')
+    } finally {
+      await other.kill()
+    }
+  })
+
+  test('h: rejectUnauthorized: false skips the checks (self-signed, no ca given)', async () => {
+    await lockUnlock({ host, port: server.port, tls: { rejectUnauthorized: false } })
+  })
+
+  test('i: tls fields are checked: a wrong type names the field; an unknown one (servername) is refused', () => {
+    assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { ca: 42 } } }), (e) => e instanceof TypeError && e.code === 'E_CONFIG' && /connection\.tls\.ca/.test(e.message))
+    assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { cert: certs.clientCertPem } } }), (e) => e instanceof ConfigError && /cert and key go together/.test(e.message))
+    assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { servername: 'x' } } }), (e) => e instanceof ConfigError && /connection\.tls\.servername/.test(e.message))
   })
 })

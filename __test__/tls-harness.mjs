@@ -56,6 +56,16 @@ export const OPENSSL_COMMANDS = [
   ['req', '-x509', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
     '-keyout', 'other-ca.key', '-out', 'other-ca.crt', '-days', '2', '-subj', '/CN=oxlock unrelated CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+  // A client certificate (mutual TLS) and a server certificate for another host name, both
+  // signed by the test CA.
+  ['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=oxlock test client'],
+  ['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'client.crt', '-days', '2', '-extfile', 'client.ext'],
+  ['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-keyout', 'wrong-name.key', '-out', 'wrong-name.csr', '-subj', '/CN=elsewhere.example'],
+  ['x509', '-req', '-in', 'wrong-name.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'wrong-name.crt', '-days', '2', '-extfile', 'wrong-name.ext'],
 ]
 export const SERVER_EXT = [
   'basicConstraints=CA:FALSE',
@@ -64,6 +74,8 @@ export const SERVER_EXT = [
   'subjectAltName=IP:127.0.0.1,DNS:localhost',
   '',
 ].join('\n')
+const CLIENT_EXT = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', ''].join('\n')
+const WRONG_NAME_EXT = SERVER_EXT.replace('subjectAltName=IP:127.0.0.1,DNS:localhost', 'subjectAltName=DNS:elsewhere.example')
 
 /**
  * Makes a CA, a server certificate signed by it (SAN IP:127.0.0.1, DNS:localhost) and a
@@ -73,12 +85,16 @@ export function makeCerts() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxlock-tls-'))
   certDirs.add(dir)
   fs.writeFileSync(path.join(dir, 'server.ext'), SERVER_EXT)
-  openssl(OPENSSL_COMMANDS[0], dir)
-  openssl(OPENSSL_COMMANDS[1], dir)
-  openssl(OPENSSL_COMMANDS[2], dir)
-  openssl(OPENSSL_COMMANDS[3], dir)
+  fs.writeFileSync(path.join(dir, 'client.ext'), CLIENT_EXT)
+  fs.writeFileSync(path.join(dir, 'wrong-name.ext'), WRONG_NAME_EXT)
+  for (const c of OPENSSL_COMMANDS) openssl(c, dir)
   const f = (name) => path.join(dir, name)
+  const pem = (name) => fs.readFileSync(f(name), 'utf8')
   return {
+    clientCertPem: pem('client.crt'),
+    clientKeyPem: pem('client.key'),
+    // The same CA, a server certificate for elsewhere.example (not 127.0.0.1).
+    wrongName: { caFile: f('ca.crt'), caPem: pem('ca.crt'), certFile: f('wrong-name.crt'), keyFile: f('wrong-name.key'), servername: 'elsewhere.example' },
     dir,
     caFile: f('ca.crt'),
     caPem: fs.readFileSync(f('ca.crt'), 'utf8'),
@@ -93,8 +109,8 @@ export function makeCerts() {
  * Sends one command over TLS to 127.0.0.1:port, trusting only `ca`, and resolves its reply
  * (error replies reject). Rejects on a handshake failure or after `timeout` ms.
  */
-export function tlsRedisCmd(port, ca, args, { timeout = 2000 } = {}) {
-  return redisCmd(port, args, { timeout, ca })
+export function tlsRedisCmd(port, ca, args, { timeout = 2000, cert, key, servername } = {}) {
+  return redisCmd(port, args, { timeout, ca, cert, key, servername })
 }
 
 /** A redis-server that listens only on a TLS port (`this.port`), with the certs of makeCerts(). */
@@ -102,6 +118,8 @@ export class TlsRedisServer extends RedisServer {
   constructor(port, certs, args = []) {
     super(port, args)
     this.certs = certs
+    this.clientCert = certs.clientCertPem && { cert: certs.clientCertPem, key: certs.clientKeyPem }
+    this.servername = certs.servername
   }
 
   get url() {
@@ -190,7 +208,9 @@ export class TlsRedisServer extends RedisServer {
 
   /** One command over TLS (trusting the test CA): `await s.cmd('GET', 'k')`. */
   cmd(...args) {
-    return tlsRedisCmd(this.port, this.certs.caPem, args, { timeout: 1000 })
+    // With the client certificate, for servers that ask for one (`--tls-auth-clients yes`);
+    // the wrong-name server is reached by its name, as its certificate says.
+    return tlsRedisCmd(this.port, this.certs.caPem, args, { timeout: 1000, cert: this.clientCert?.cert, key: this.clientCert?.key, servername: this.servername })
   }
 }
 
