@@ -235,6 +235,22 @@ describe('the module and the constructor', { timeout: 120000 }, () => {
 
 // =====================================================================================
 describe('acquire / refresh / inspect / release on one server', { timeout: 120000 }, () => {
+  test('refresh reports that arrive with the acquisition come after acquired and after acquire() resolved', async () => {
+    const lock = mk({ name: uname('early'), cache_connection: client(), lock_ttl_ms: 1000, lock_refresh_ms: 10 })
+    const order = lock.events
+    const p = lock.acquire().then((v) => (order.push({ ev: 'resolved' }), v))
+    // A busy JS thread: the acquisition's outcome and the first refreshes are delivered together.
+    const until = Date.now() + 200
+    while (Date.now() < until);
+    assert.equal(await p, true)
+    await new Promise((r) => setTimeout(r, 50))
+    const names = order.names()
+    assert.deepEqual(names.slice(0, 2), ['acquired', 'resolved'], names.join(','))
+    assert.ok(names.includes('refreshed'), names.join(','))
+    assert.ok(order.of('refreshed').every((e) => e.acquired === true), 'acquired is true whenever refreshed is emitted')
+    await lock.release()
+  })
+
   test('upstream 1: successful lock with default key_prefix (ttl 600 / refresh 50)', async () => {
     const c = client()
     const log = recLog()

@@ -102,8 +102,26 @@ class ExclusiveLock extends Face {
       this.log.warn({ key: this.key }, 'Lock already acquired')
       return true
     }
-    const e = await this._call((h) => native.elAcquire(h, this.key, this.lock_contents, this.lock_ttl_ms, this.lock_refresh_ms), this.key)
-    if (e.ints[0] !== 1) return false
+    // The core's refresh starts with the acquisition: its first report can come in the same
+    // delivery as the acquisition's outcome, before this function goes on. Reports are held
+    // until 'acquired' is out and acquire() has resolved (a macrotask later).
+    this.#held = []
+    let e
+    try {
+      e = await this._call((h) => native.elAcquire(h, this.key, this.lock_contents, this.lock_ttl_ms, this.lock_refresh_ms), this.key)
+    } catch (err) {
+      this.#held = null
+      throw err
+    }
+    if (e.ints[0] !== 1) {
+      this.#held = null
+      return false
+    }
+    setImmediate(() => {
+      const held = this.#held
+      this.#held = null
+      for (const s of held) this._signal(...s)
+    })
     this.acquired = true
     this.refresh_timer = { key: this.key, every: this.lock_refresh_ms }
     // While held, the process stays alive, as upstream's refresh setInterval kept it.
@@ -138,6 +156,10 @@ class ExclusiveLock extends Face {
 
   _signal(name, key, error) {
     if (key !== this.key) return
+    if (this.#held !== null) {
+      this.#held.push([name, key, error])
+      return
+    }
     if (name === 'refreshed') {
       this.emit('refreshed', { key, lock_ttl_ms: this.lock_ttl_ms })
     } else if (name === 'lost') {
@@ -161,6 +183,8 @@ class ExclusiveLock extends Face {
   }
 
   #alive = null
+  /** Reports of the core held while an acquire() is under way (see acquire()). */
+  #held = null
 
   #letGo() {
     clearInterval(this.#alive)
