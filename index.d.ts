@@ -4,6 +4,19 @@ import { EventEmitter } from 'node:events'
 export type RedisConnection =
   | string
   | { host?: string; port?: number; username?: string; password?: string; db?: number; tls?: boolean | RedisTls }
+  | RedisSentinelConnection
+
+/** A master found through Redis Sentinel, and found again after a failover. Credentials, db
+ * and tls are the master's; a sentinel's own go in its entry. */
+export interface RedisSentinelConnection {
+  sentinels: ReadonlyArray<string | { host?: string; port?: number; username?: string; password?: string; tls?: boolean | RedisTls }>
+  /** The master's name in the sentinels' configuration (`sentinel monitor <name> …`). */
+  name: string
+  username?: string
+  password?: string
+  db?: number
+  tls?: boolean | RedisTls
+}
 
 /** TLS beyond the system roots. PEM as strings or Buffers. */
 export interface RedisTls {

@@ -9,10 +9,10 @@ const readme = readFileSync(new URL('README.md', root), 'utf8')
 const dts = readFileSync(new URL('index.d.ts', root), 'utf8')
 
 /** Field names of `interface Name { … }` (or `extends`) in index.d.ts. */
-function fields(name) {
+function fields(name, { required = false } = {}) {
   const m = dts.match(new RegExp(`export interface ${name}(?: extends \\w+)? \\{([\\s\\S]*?)\\n\\}`))
   assert.ok(m, `index.d.ts has no interface ${name}`)
-  return [...m[1].matchAll(/^\s+(\w+)\?:/gm)].map((x) => x[1])
+  return [...m[1].matchAll(required ? /^\s+(\w+)\??:/gm : /^\s+(\w+)\?:/gm)].map((x) => x[1])
 }
 
 /** Option names in the first column of the README tables under `## heading`. */
@@ -34,8 +34,9 @@ test('README option tables and index.d.ts name the same options', () => {
   ])
   for (const name of typed) assert.ok(documented.has(name), `index.d.ts has option ${name}, the README's tables do not`)
   const tls = fields('RedisTls')
+  const sentinel = fields('RedisSentinelConnection', { required: true }).map((f) => `connection.${f}`)
   for (const name of documented) {
-    const known = typed.has(name) || ((name === 'connection.tls' || name === 'connection.ssl') && tls.length > 0)
+    const known = typed.has(name) || sentinel.includes(name) || ((name === 'connection.tls' || name === 'connection.ssl') && tls.length > 0)
     assert.ok(known, `the README documents ${name}, index.d.ts does not type it`)
   }
 })

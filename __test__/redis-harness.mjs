@@ -175,10 +175,12 @@ export function redisCmd(port, args, { timeout = 2000, ca, cert, key, servername
 }
 
 export class RedisServer {
-  /** `args`: extra redis-server arguments, e.g. ['--requirepass', 'pw']. */
-  constructor(port, args = []) {
+  /** `args`: extra redis-server arguments, e.g. ['--requirepass', 'pw']; `configFile`: a
+   *  config file to start from (redis-server takes it as its first argument; sentinels need one). */
+  constructor(port, args = [], { configFile } = {}) {
     this.port = port
     this.args = args
+    this.configFile = configFile
     this.proc = null
     this.paused = false
     this.logFile = path.join(workDir, `redis-${port}.log`)
@@ -219,6 +221,7 @@ export class RedisServer {
     const proc = spawn(
       BIN,
       [
+        ...(this.configFile ? [this.configFile] : []),
         '--port', String(this.port),
         '--bind', '127.0.0.1',
         '--save', '',
@@ -411,5 +414,8 @@ export async function settledValuesOn(servers, key, expected, ms = 1000) {
   }
   return vals
 }
+
+/** The directory of this harness's logs, pid files and config files. */
+export const harnessDir = workDir
 
 export const unusedPort = freePort

@@ -17,7 +17,7 @@ use super::redis_node::{subscribe, AdminNode};
 use super::{all_failed, Changes, LockView, NodeView, Partial};
 use crate::config::RedisConfig;
 use crate::core::{runtime, Cause, Error};
-use crate::redis::{client, freed_channel};
+use crate::redis::{freed_channel, Source};
 
 /// What the nodes hold at one key: token → (nodes holding it, soonest expiry, largest
 /// fence), and whether any has its "someone waits" mark.
@@ -40,7 +40,7 @@ impl RedisAdmin {
       .map(|n| {
         Ok(Arc::new(AdminNode {
           label: n.label.clone(),
-          client: client(n)?,
+          source: Source::of(n, timeout, connect)?,
           config: AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect))
             .set_response_timeout(Some(timeout)),

@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use super::{Changes, NodeView};
 use crate::core::Cause;
-use crate::redis::describe;
 use crate::redis::scripts::{fence_key, waiting_key};
+use crate::redis::{describe, Source};
 
 /// SCAN's COUNT hint: keys the server looks at per call.
 const SCAN_COUNT: usize = 1000;
 
 pub(super) struct AdminNode {
   pub label: String,
-  pub client: redis::Client,
+  pub source: Source,
   pub config: AsyncConnectionConfig,
   /// Bound on one whole call (connect included).
   pub bound: Duration,
@@ -27,11 +27,11 @@ pub(super) struct AdminNode {
 
 /// Counts keyspace events of `pattern` on one node until aborted; reconnects after a loss.
 pub(super) async fn subscribe(node: Arc<AdminNode>, pattern: String, changes: Arc<Changes>) {
-  let db = node.client.get_connection_info().redis_settings().db();
+  let db = node.source.db();
   let channel = format!("__keyspace@{db}__:{pattern}");
   loop {
     let sub = tokio::time::timeout(node.bound, async {
-      let mut p = node.client.get_async_pubsub().await?;
+      let mut p = node.source.client().await?.get_async_pubsub().await?;
       p.psubscribe(&channel).await?;
       Ok::<_, redis::RedisError>(p)
     })
@@ -84,8 +84,8 @@ impl AdminNode {
     let mut conn = match slot.as_ref() {
       Some(c) => c.clone(),
       None => {
-        let c = self
-          .client
+        let client = self.source.client().await.map_err(|e| self.cause(&e))?;
+        let c = client
           .get_multiplexed_async_connection_with_config(&self.config)
           .await
           .map_err(|e| self.cause(&e))?;

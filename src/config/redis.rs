@@ -11,8 +11,16 @@ pub const DEFAULT_RETRY_JITTER_MS: f64 = 100.0;
 pub const DEFAULT_NODE_TIMEOUT_MS: f64 = 500.0;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: f64 = 1000.0;
 
-pub(super) const CONNECTION_FIELDS: &[&str] =
-  &["host", "port", "username", "password", "db", "tls"];
+pub(super) const CONNECTION_FIELDS: &[&str] = &[
+  "host",
+  "port",
+  "username",
+  "password",
+  "db",
+  "tls",
+  "sentinels",
+  "name",
+];
 pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized"];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +41,38 @@ pub struct RedisNode {
   /// `host:port`, for messages.
   pub label: String,
   pub tls: Option<TlsConfig>,
+  /// A master found through Redis Sentinel (`url` and `label` are then unused).
+  pub sentinel: Option<SentinelSpec>,
+}
+
+/// `connection: { sentinels, name, username, password, db, tls }`: the sentinels to ask
+/// for the master of `name`, and how to connect to the master they name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentinelSpec {
+  pub sentinels: Vec<RedisNode>,
+  pub name: String,
+  username: Option<String>,
+  password: Option<String>,
+  db: f64,
+}
+
+impl SentinelSpec {
+  pub fn db(&self) -> i64 {
+    self.db as i64
+  }
+
+  /// The master the sentinels named, as a node to connect to (credentials, db and TLS of
+  /// the connection object).
+  pub fn master_at(&self, node: &RedisNode, host: &str, port: u16) -> RedisNode {
+    build_node(
+      host,
+      f64::from(port),
+      self.db,
+      self.username.as_deref(),
+      self.password.as_deref(),
+      node.tls.clone(),
+    )
+  }
 }
 
 /// TLS beyond the system roots: PEM bytes.
@@ -129,6 +169,7 @@ fn node_from_url(url: &str, path: &str) -> Result<RedisNode, Error> {
     url: url.to_string(),
     label,
     tls: None,
+    sentinel: None,
   })
 }
 
@@ -169,6 +210,93 @@ fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
   };
   let username = m.string("username")?;
   let password = m.string("password")?;
+  if m.get("sentinels").is_some() || m.get("name").is_some() {
+    let sentinel = sentinel_from_object(&m, username, password, db)?;
+    return Ok(RedisNode {
+      url: String::new(),
+      label: sentinel.name.clone(),
+      tls,
+      sentinel: Some(sentinel),
+    });
+  }
+  Ok(build_node(host, port, db, username, password, tls))
+}
+
+fn sentinel_from_object(
+  m: &Obj,
+  username: Option<&str>,
+  password: Option<&str>,
+  db: f64,
+) -> Result<SentinelSpec, Error> {
+  for f in ["host", "port"] {
+    if m.get(f).is_some() {
+      return Err(config_err(format!(
+        "{} is not used with sentinels: they name the master",
+        m.field_path(f)
+      )));
+    }
+  }
+  let name = match m.get("name") {
+    None => {
+      return Err(config_err(format!(
+        "{}: sentinels need the master's name",
+        m.field_path("name")
+      )))
+    }
+    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    Some(Value::String(_)) => return Err(range_err(&m.field_path("name"), "must not be empty")),
+    Some(v) => return Err(type_err(&m.field_path("name"), "a string", v)),
+  };
+  let path = m.field_path("sentinels");
+  let sentinels = match m.get("sentinels") {
+    Some(Value::Array(items)) if !items.is_empty() => items
+      .iter()
+      .enumerate()
+      .map(|(i, v)| {
+        let p = format!("{path}[{i}]");
+        match node_from_value(v, &p)? {
+          n if n.sentinel.is_some() => {
+            Err(config_err(format!("{p}: a sentinel is reached directly")))
+          }
+          n => Ok(n),
+        }
+      })
+      .collect::<Result<Vec<_>, _>>()?,
+    Some(Value::Array(_)) => {
+      return Err(config_err(format!(
+        "{path} must list at least one sentinel"
+      )))
+    }
+    None => {
+      return Err(config_err(format!(
+        "{path}: a master name needs the sentinels to ask"
+      )))
+    }
+    Some(v) => {
+      return Err(type_err(
+        &path,
+        "an array of { host, port } or redis:// URLs",
+        v,
+      ))
+    }
+  };
+  Ok(SentinelSpec {
+    sentinels,
+    name,
+    username: username.map(str::to_string),
+    password: password.map(str::to_string),
+    db,
+  })
+}
+
+fn build_node(
+  host: &str,
+  port: f64,
+  db: f64,
+  username: Option<&str>,
+  password: Option<&str>,
+  tls: Option<TlsConfig>,
+) -> RedisNode {
   let mut url = String::from(if tls.is_some() {
     "rediss://"
   } else {
@@ -191,11 +319,12 @@ fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
   if tls.as_ref().is_some_and(|t| t.insecure) {
     url.push_str("#insecure");
   }
-  Ok(RedisNode {
+  RedisNode {
     url,
     label: format!("{host_in_url}:{port}"),
     tls,
-  })
+    sentinel: None,
+  }
 }
 
 pub(super) fn tls_from_object(o: Obj, path: &str) -> Result<TlsConfig, Error> {

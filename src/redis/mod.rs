@@ -2,16 +2,19 @@
 //! node-redlock (see `scripts.rs`). Everything above one attempt (local queue, retries,
 //! handoff) is `remote::RemoteManager`'s.
 
+mod conn;
 mod node;
 mod ops;
 mod redlock;
 pub mod scripts;
+mod sentinel;
 mod store;
 mod subscriber;
 
 #[cfg(test)]
 mod tests;
 
+pub use conn::Source;
 pub use node::{client, Node};
 pub use ops::{describe, Op, Reply};
 pub use redlock::{Endpoint, Redlock};

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+use super::conn::{Conn, Source};
 use super::ops::{describe, is_noscript, judge, Op, Reply};
 use super::redlock::{Endpoint, Unwatch};
+use super::sentinel::{SentinelConn, Sentinels};
 use super::subscriber::Subscriber;
 use crate::config::RedisNode;
 use crate::core::{runtime, CauseKind, Error, ErrorKind};
@@ -59,7 +61,7 @@ const MAX_BATCH: usize = 512;
 pub struct Node {
   /// `host:port` (never credentials): how errors name the node.
   label: String,
-  client: redis::Client,
+  source: Source,
   timeout: Duration,
   /// Opened when a waiter first needs it.
   subscriber: std::sync::OnceLock<Arc<Subscriber>>,
@@ -108,16 +110,25 @@ impl Node {
         format!("{}: {}", cfg.label, describe(&e).1),
       )
     };
-    let client = client(cfg)?;
-    let config = ConnectionManagerConfig::new()
-      .set_connection_timeout(Some(connect_timeout))
-      .set_response_timeout(Some(timeout))
-      .set_number_of_retries(1)
-      .set_max_delay(Duration::from_millis(200));
     let rt = runtime::runtime();
-    let conn = {
-      let _guard = rt.enter();
-      ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(config_error)?
+    let (source, conn) = if cfg.sentinel.is_some() {
+      let s = Arc::new(Sentinels::new(cfg, timeout, connect_timeout)?);
+      (
+        Source::Sentinel(s.clone()),
+        Conn::Sentinel(SentinelConn::new(s)),
+      )
+    } else {
+      let client = client(cfg)?;
+      let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+      let conn = {
+        let _guard = rt.enter();
+        ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(config_error)?
+      };
+      (Source::Direct(Box::new(client)), Conn::Direct(conn))
     };
     let (jobs, rx) = mpsc::unbounded_channel();
     let health = Health::new(&cfg.label);
@@ -130,7 +141,7 @@ impl Node {
     ));
     Ok(Node {
       label: cfg.label.clone(),
-      client,
+      source,
       timeout: connect_timeout + timeout,
       subscriber: std::sync::OnceLock::new(),
       health,
@@ -156,7 +167,7 @@ impl Endpoint for Node {
   fn watch(&self, key: &[u8], state: Arc<WatchState>) -> Option<Unwatch> {
     let s = self
       .subscriber
-      .get_or_init(|| Subscriber::new(self.client.clone(), self.timeout));
+      .get_or_init(|| Subscriber::new(self.source.clone(), self.timeout));
     Some(Box::new(s.watch(key, state)))
   }
 
@@ -186,7 +197,7 @@ impl Endpoint for Node {
 async fn write_batches(
   mut rx: mpsc::UnboundedReceiver<Job>,
   again: mpsc::WeakUnboundedSender<Job>,
-  conn: ConnectionManager,
+  conn: Conn,
   timeout: Duration,
   health: Arc<Health>,
 ) {
@@ -221,7 +232,7 @@ async fn write_batches(
 
 async fn send_batch(
   batch: Vec<Job>,
-  mut conn: ConnectionManager,
+  mut conn: Conn,
   timeout: Duration,
   again: mpsc::WeakUnboundedSender<Job>,
   health: Arc<Health>,
@@ -296,7 +307,7 @@ fn retry_later(job: &Job, again: &mpsc::WeakUnboundedSender<Job>) {
 /// One script call through redis-rs's EVALSHA-then-load path.
 async fn run_script(
   mut job: Job,
-  mut conn: ConnectionManager,
+  mut conn: Conn,
   timeout: Duration,
   again: mpsc::WeakUnboundedSender<Job>,
 ) {

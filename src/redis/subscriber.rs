@@ -12,6 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+use super::conn::Source;
 use crate::core::runtime;
 use crate::remote::WatchState;
 
@@ -35,7 +36,7 @@ enum Change {
 }
 
 pub struct Subscriber {
-  client: redis::Client,
+  source: Source,
   timeout: Duration,
   /// `__keyspace@<db>__:`
   keyspace_prefix: Vec<u8>,
@@ -47,10 +48,10 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-  pub fn new(client: redis::Client, timeout: Duration) -> Arc<Subscriber> {
-    let db = client.get_connection_info().redis_settings().db();
+  pub fn new(source: Source, timeout: Duration) -> Arc<Subscriber> {
+    let db = source.db();
     Arc::new(Subscriber {
-      client,
+      source,
       timeout,
       keyspace_prefix: format!("__keyspace@{db}__:").into_bytes(),
       watches: Mutex::new(HashMap::new()),
@@ -183,9 +184,12 @@ async fn run(me: Weak<Subscriber>, mut changes: mpsc::UnboundedReceiver<Change>)
   let mut backoff = RECONNECT_MIN;
   loop {
     let Some(s) = me.upgrade() else { return };
-    let (client, timeout) = (s.client.clone(), s.timeout);
+    let (source, timeout) = (s.source.clone(), s.timeout);
     drop(s);
-    let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
+    let connected = tokio::time::timeout(timeout, async {
+      source.client().await?.get_async_pubsub().await
+    })
+    .await;
     if let Ok(Ok(pubsub)) = connected {
       let (mut sink, mut stream) = pubsub.split();
       // What is watched now; later changes arrive through `changes`.

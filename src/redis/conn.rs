@@ -1,0 +1,82 @@
+//! Where one node's commands go: a fixed address (redis-rs's `ConnectionManager`, which
+//! reconnects by itself) or the master that Redis Sentinel names now (`SentinelConn`). The
+//! writer and the subscriber of a node see only these two types.
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use std::sync::Arc;
+
+use super::sentinel::{SentinelConn, Sentinels};
+
+/// How to reach the node (for connections of its own, such as the subscriber's).
+#[derive(Clone)]
+pub enum Source {
+  Direct(Box<redis::Client>),
+  Sentinel(Arc<Sentinels>),
+}
+
+impl Source {
+  /// How to reach the configured node `cfg`.
+  pub fn of(
+    cfg: &crate::config::RedisNode,
+    timeout: std::time::Duration,
+    connect_timeout: std::time::Duration,
+  ) -> Result<Source, crate::core::Error> {
+    Ok(if cfg.sentinel.is_some() {
+      Source::Sentinel(Arc::new(Sentinels::new(cfg, timeout, connect_timeout)?))
+    } else {
+      Source::Direct(Box::new(super::node::client(cfg)?))
+    })
+  }
+
+  /// The database the node's connections select.
+  pub fn db(&self) -> i64 {
+    match self {
+      Source::Direct(c) => c.get_connection_info().redis_settings().db(),
+      Source::Sentinel(s) => s.db(),
+    }
+  }
+
+  /// A client of the node now (behind sentinels: of the current master).
+  pub async fn client(&self) -> RedisResult<redis::Client> {
+    match self {
+      Source::Direct(c) => Ok((**c).clone()),
+      Source::Sentinel(s) => s.master().await,
+    }
+  }
+}
+
+/// The node's command connection.
+#[derive(Clone)]
+pub enum Conn {
+  Direct(ConnectionManager),
+  Sentinel(SentinelConn),
+}
+
+impl ConnectionLike for Conn {
+  fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+    match self {
+      Conn::Direct(c) => c.req_packed_command(cmd),
+      Conn::Sentinel(c) => c.req_packed_command(cmd),
+    }
+  }
+
+  fn req_packed_commands<'a>(
+    &'a mut self,
+    cmd: &'a Pipeline,
+    offset: usize,
+    count: usize,
+  ) -> RedisFuture<'a, Vec<Value>> {
+    match self {
+      Conn::Direct(c) => c.req_packed_commands(cmd, offset, count),
+      Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+    }
+  }
+
+  fn get_db(&self) -> i64 {
+    match self {
+      Conn::Direct(c) => c.get_db(),
+      Conn::Sentinel(c) => c.get_db(),
+    }
+  }
+}
