@@ -5,6 +5,15 @@ export type RedisConnection =
   | string
   | { host?: string; port?: number; username?: string; password?: string; db?: number; tls?: boolean | RedisTls }
   | RedisSentinelConnection
+  | RedisClusterConnection
+
+/** A Redis Cluster: its seed nodes; credentials and tls apply to every node (no db). */
+export interface RedisClusterConnection {
+  cluster: ReadonlyArray<string | { host?: string; port?: number }>
+  username?: string
+  password?: string
+  tls?: boolean | RedisTls
+}
 
 /** A master found through Redis Sentinel, and found again after a failover. Credentials, db
  * and tls are the master's; a sentinel's own go in its entry. */
@@ -249,7 +258,7 @@ export declare function create(options?: CreateOptions): Lock
 /** A promise version of setTimeout. */
 export declare function wait(ms: number): Promise<void>
 
-export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_AUTH' | 'E_LOCK_LOST' | 'E_UNSUPPORTED'
+export type LockErrorCode = 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_AUTH' | 'E_CROSSSLOT' | 'E_LOCK_LOST' | 'E_UNSUPPORTED'
 
 /** Options of `using()`. */
 export interface UsingOptions {

@@ -34,7 +34,7 @@ test('README option tables and index.d.ts name the same options', () => {
   ])
   for (const name of typed) assert.ok(documented.has(name), `index.d.ts has option ${name}, the README's tables do not`)
   const tls = fields('RedisTls')
-  const sentinel = fields('RedisSentinelConnection', { required: true }).map((f) => `connection.${f}`)
+  const sentinel = ['RedisSentinelConnection', 'RedisClusterConnection'].flatMap((i) => fields(i, { required: true }).map((f) => `connection.${f}`))
   for (const name of documented) {
     const known = typed.has(name) || sentinel.includes(name) || ((name === 'connection.tls' || name === 'connection.ssl') && tls.length > 0)
     assert.ok(known, `the README documents ${name}, index.d.ts does not type it`)

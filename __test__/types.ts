@@ -113,7 +113,7 @@ async function examples(): Promise<void> {
   } catch (e) {
     if (e instanceof LockError) {
       const code: LockErrorCode = e.code
-      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_AUTH' | 'E_LOCK_LOST' | 'E_UNSUPPORTED' = e.code
+      const busy: 'E_LOCK_BUSY' | 'E_LOCK_EXPIRED' | 'E_UNAVAILABLE' | 'E_AUTH' | 'E_CROSSSLOT' | 'E_LOCK_LOST' | 'E_UNSUPPORTED' = e.code
       const keys: readonly string[] | undefined = e.resources
       const attempts: number = e.attempts
       const res: string = e.resource

@@ -114,6 +114,8 @@ function remoteError(e, resource, retry, type) {
       return unavailableError(resource, e, type)
     case 'E_AUTH':
       return authError(resource, e, type)
+    case 'E_CROSSSLOT':
+      return nodesError('E_CROSSSLOT', `Cannot lock "${resource}" in one call on a Redis Cluster: ${e.message}`, resource, e)
     case 'E_LOCK_EXPIRED':
       return expiredError(resource)
     case 'E_DESTROYED':

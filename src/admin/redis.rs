@@ -34,6 +34,15 @@ impl RedisAdmin {
   pub fn new(cfg: &RedisConfig) -> Result<RedisAdmin, Error> {
     let timeout = Duration::from_millis(cfg.node_timeout_ms as u64);
     let connect = Duration::from_millis(cfg.connect_timeout_ms as u64);
+    if let Some(n) = cfg.nodes.iter().find(|n| n.cluster.is_some()) {
+      return Err(Error::new(
+        crate::core::ErrorKind::Unsupported,
+        format!(
+          "{}: the CLI does not look into a Redis Cluster yet",
+          n.label
+        ),
+      ));
+    }
     let nodes = cfg
       .nodes
       .iter()

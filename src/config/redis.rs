@@ -20,6 +20,7 @@ pub(super) const CONNECTION_FIELDS: &[&str] = &[
   "tls",
   "sentinels",
   "name",
+  "cluster",
 ];
 pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized"];
 
@@ -43,6 +44,8 @@ pub struct RedisNode {
   pub tls: Option<TlsConfig>,
   /// A master found through Redis Sentinel (`url` and `label` are then unused).
   pub sentinel: Option<SentinelSpec>,
+  /// A Redis Cluster's seed nodes (with the connection's credentials and TLS); `url` unused.
+  pub cluster: Option<Vec<RedisNode>>,
 }
 
 /// `connection: { sentinels, name, username, password, db, tls }`: the sentinels to ask
@@ -170,6 +173,7 @@ fn node_from_url(url: &str, path: &str) -> Result<RedisNode, Error> {
     label,
     tls: None,
     sentinel: None,
+    cluster: None,
   })
 }
 
@@ -217,7 +221,11 @@ fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
       label: sentinel.name.clone(),
       tls,
       sentinel: Some(sentinel),
+      cluster: None,
     });
+  }
+  if m.get("cluster").is_some() {
+    return cluster_from_object(&m, username, password, db, tls);
   }
   Ok(build_node(host, port, db, username, password, tls))
 }
@@ -236,17 +244,6 @@ fn sentinel_from_object(
       )));
     }
   }
-  let name = match m.get("name") {
-    None => {
-      return Err(config_err(format!(
-        "{}: sentinels need the master's name",
-        m.field_path("name")
-      )))
-    }
-    Some(Value::String(s)) if !s.is_empty() => s.clone(),
-    Some(Value::String(_)) => return Err(range_err(&m.field_path("name"), "must not be empty")),
-    Some(v) => return Err(type_err(&m.field_path("name"), "a string", v)),
-  };
   let path = m.field_path("sentinels");
   let sentinels = match m.get("sentinels") {
     Some(Value::Array(items)) if !items.is_empty() => items
@@ -280,12 +277,87 @@ fn sentinel_from_object(
       ))
     }
   };
+  let name = match m.get("name") {
+    None => {
+      return Err(config_err(format!(
+        "{}: sentinels need the master's name",
+        m.field_path("name")
+      )))
+    }
+    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    Some(Value::String(_)) => return Err(range_err(&m.field_path("name"), "must not be empty")),
+    Some(v) => return Err(type_err(&m.field_path("name"), "a string", v)),
+  };
   Ok(SentinelSpec {
     sentinels,
     name,
     username: username.map(str::to_string),
     password: password.map(str::to_string),
     db,
+  })
+}
+
+fn cluster_from_object(
+  m: &Obj,
+  username: Option<&str>,
+  password: Option<&str>,
+  db: f64,
+  tls: Option<TlsConfig>,
+) -> Result<RedisNode, Error> {
+  for f in ["host", "port", "sentinels", "name"] {
+    if m.get(f).is_some() {
+      return Err(config_err(format!(
+        "{} is not used with cluster: the seed nodes are listed in cluster",
+        m.field_path(f)
+      )));
+    }
+  }
+  if db != 0.0 {
+    return Err(config_err(format!(
+      "{}: a Redis Cluster has only database 0",
+      m.field_path("db")
+    )));
+  }
+  let path = m.field_path("cluster");
+  let seeds = match m.get("cluster") {
+    Some(Value::Array(items)) if !items.is_empty() => items
+      .iter()
+      .enumerate()
+      .map(|(i, v)| {
+        let p = format!("{path}[{i}]");
+        match v {
+          Value::String(_) => node_from_value(v, &p),
+          Value::Object(_) => {
+            let o = Obj::of(v, &p, "an object")?;
+            o.only(&["host", "port"], &[])?;
+            let host = o.string("host")?.unwrap_or("127.0.0.1");
+            let port = o.number("port")?.map_or(6379.0, |(n, _)| n);
+            Ok(build_node(host, port, 0.0, username, password, tls.clone()))
+          }
+          other => Err(type_err(&p, "{ host, port } or a redis:// URL", other)),
+        }
+      })
+      .collect::<Result<Vec<_>, _>>()?,
+    Some(Value::Array(_)) => {
+      return Err(config_err(format!(
+        "{path} must list at least one seed node"
+      )))
+    }
+    _ => {
+      return Err(type_err(
+        &path,
+        "an array of { host, port } or redis:// URLs",
+        m.get("cluster").unwrap_or(&Value::Null),
+      ))
+    }
+  };
+  let label = format!("cluster {}", seeds[0].label);
+  Ok(RedisNode {
+    url: String::new(),
+    label,
+    tls,
+    sentinel: None,
+    cluster: Some(seeds),
   })
 }
 
@@ -324,6 +396,7 @@ fn build_node(
     label: format!("{host_in_url}:{port}"),
     tls,
     sentinel: None,
+    cluster: None,
   }
 }
 

@@ -70,12 +70,20 @@ fn redis_errors_name_the_field_and_hide_secrets() {
 fn unknown_and_misplaced_fields_are_errors() {
   for (json, field) in [
     (
+      r#"{"type":"redis","connection":{"hots":"x"}}"#,
+      "connection.hots",
+    ),
+    (
       r#"{"type":"redis","connection":{"cluster":[]}}"#,
       "connection.cluster",
     ),
     (
       r#"{"type":"redis","connection":{"sentinels":[]}}"#,
       "connection.sentinels",
+    ),
+    (
+      r#"{"type":"redis","connection":{"cluster":[{"host":"a"}],"db":1}}"#,
+      "connection.db",
     ),
     (r#"{"retyr":3}"#, "retyr"),
     (r#"{"lockConfig":{"tpye":"redis"}}"#, "lockConfig.tpye"),

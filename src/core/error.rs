@@ -20,6 +20,8 @@ pub enum ErrorKind {
   Unavailable,
   /// The nodes that kept a quorum from forming refused our credentials: no retry can help.
   Auth,
+  /// A Redis Cluster refused keys of one call that hash to different slots: no retry can help.
+  CrossSlot,
   /// The manager was destroyed.
   Destroyed,
   /// The store cannot do what was asked (a multi-resource lock on a store without them).
@@ -38,6 +40,7 @@ impl ErrorKind {
       ErrorKind::Expired => "E_LOCK_EXPIRED",
       ErrorKind::Unavailable => "E_UNAVAILABLE",
       ErrorKind::Auth => "E_AUTH",
+      ErrorKind::CrossSlot => "E_CROSSSLOT",
       ErrorKind::Destroyed => "E_DESTROYED",
       ErrorKind::Unsupported => "E_UNSUPPORTED",
       ErrorKind::Internal => "E_INTERNAL",
@@ -66,6 +69,8 @@ pub enum CauseKind {
   Dns,
   Tls,
   Auth,
+  /// A cluster node refused keys that hash to different slots (`CROSSSLOT`).
+  CrossSlot,
   /// The connection broke or was closed.
   Closed,
   /// The server answered with an error (a script error, a wrong type, ...).
@@ -81,6 +86,7 @@ impl CauseKind {
       CauseKind::Dns => "dns",
       CauseKind::Tls => "tls",
       CauseKind::Auth => "auth",
+      CauseKind::CrossSlot => "crossslot",
       CauseKind::Closed => "closed",
       CauseKind::Server => "server",
       CauseKind::Io => "io",
@@ -143,6 +149,17 @@ impl Error {
   /// A failed attempt: `Auth` when every node that failed refused our credentials (a
   /// retry would be refused again), else `Unavailable`.
   pub fn failed(attempts: u32, causes: Vec<Cause>) -> Self {
+    if causes.iter().any(|c| c.kind == CauseKind::CrossSlot) {
+      return Error {
+        attempts,
+        causes,
+        ..Error::new(
+          ErrorKind::CrossSlot,
+          "the keys hash to different slots of the Redis Cluster; give them one hash tag, \
+           e.g. {order:42}:items and {order:42}:payment, so they share a slot",
+        )
+      };
+    }
     if !causes.is_empty() && causes.iter().all(|c| c.kind == CauseKind::Auth) {
       Error {
         attempts,

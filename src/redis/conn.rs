@@ -6,6 +6,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use std::sync::Arc;
 
+use super::cluster::ClusterConn;
 use super::sentinel::{SentinelConn, Sentinels};
 
 /// How to reach the node (for connections of its own, such as the subscriber's).
@@ -24,6 +25,9 @@ impl Source {
   ) -> Result<Source, crate::core::Error> {
     Ok(if cfg.sentinel.is_some() {
       Source::Sentinel(Arc::new(Sentinels::new(cfg, timeout, connect_timeout)?))
+    } else if let Some(seeds) = &cfg.cluster {
+      // Pub/sub is cluster-wide (a PUBLISH reaches every node): one seed serves.
+      Source::Direct(Box::new(super::node::client(&seeds[0])?))
     } else {
       Source::Direct(Box::new(super::node::client(cfg)?))
     })
@@ -51,6 +55,15 @@ impl Source {
 pub enum Conn {
   Direct(ConnectionManager),
   Sentinel(SentinelConn),
+  Cluster(ClusterConn),
+}
+
+impl Conn {
+  /// Whether one pipeline may carry commands of different keys (a cluster routes a
+  /// pipeline to one node, so each request goes alone there).
+  pub fn batches(&self) -> bool {
+    !matches!(self, Conn::Cluster(_))
+  }
 }
 
 impl ConnectionLike for Conn {
@@ -58,6 +71,7 @@ impl ConnectionLike for Conn {
     match self {
       Conn::Direct(c) => c.req_packed_command(cmd),
       Conn::Sentinel(c) => c.req_packed_command(cmd),
+      Conn::Cluster(c) => c.req_packed_command(cmd),
     }
   }
 
@@ -70,6 +84,7 @@ impl ConnectionLike for Conn {
     match self {
       Conn::Direct(c) => c.req_packed_commands(cmd, offset, count),
       Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+      Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
     }
   }
 
@@ -77,6 +92,7 @@ impl ConnectionLike for Conn {
     match self {
       Conn::Direct(c) => c.get_db(),
       Conn::Sentinel(c) => c.get_db(),
+      Conn::Cluster(c) => c.get_db(),
     }
   }
 }

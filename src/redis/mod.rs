@@ -2,6 +2,7 @@
 //! node-redlock (see `scripts.rs`). Everything above one attempt (local queue, retries,
 //! handoff) is `remote::RemoteManager`'s.
 
+mod cluster;
 mod conn;
 mod node;
 mod ops;

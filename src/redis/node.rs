@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cluster::ClusterConn;
 use super::conn::{Conn, Source};
 use super::ops::{describe, is_noscript, judge, Op, Reply};
 use super::redlock::{Endpoint, Unwatch};
@@ -117,6 +118,9 @@ impl Node {
         Source::Sentinel(s.clone()),
         Conn::Sentinel(SentinelConn::new(s)),
       )
+    } else if cfg.cluster.is_some() {
+      let c = ClusterConn::new(cfg, timeout, connect_timeout)?;
+      (Source::of(cfg, timeout, connect_timeout)?, Conn::Cluster(c))
     } else {
       let client = client(cfg)?;
       let config = ConnectionManagerConfig::new()
@@ -207,7 +211,8 @@ async fn write_batches(
     // returns at once, so a lone request is not held back.
     tokio::task::yield_now().await;
     let mut batch = vec![first];
-    while batch.len() < MAX_BATCH {
+    let most = if conn.batches() { MAX_BATCH } else { 1 };
+    while batch.len() < most {
       match rx.try_recv() {
         Ok(job) => batch.push(job),
         Err(_) => break,

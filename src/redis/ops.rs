@@ -227,6 +227,10 @@ pub fn judge(op: &Op, value: &Value) -> Reply {
         e.details().unwrap_or("")
       ),
     ),
+    (_, Value::ServerError(e)) if e.code() == "CROSSSLOT" => Reply::Failed(
+      CauseKind::CrossSlot,
+      format!("CROSSSLOT: {}", e.details().unwrap_or("")),
+    ),
     (_, Value::ServerError(e)) => Reply::Failed(
       CauseKind::Server,
       format!("{}: {}", e.code(), e.details().unwrap_or("")),
@@ -260,6 +264,11 @@ pub fn describe(e: &RedisError) -> (CauseKind, String) {
       CauseKind::Dns,
       format!("cannot resolve the host name (DNS: {text})"),
     )
+  } else if lower.contains("crossslot")
+    || lower.contains("cross-slot")
+    || e.code() == Some("CROSSSLOT")
+  {
+    (CauseKind::CrossSlot, text)
   } else if lower.contains("noperm") {
     (CauseKind::Auth, text)
   } else if e.kind() == redis::ErrorKind::AuthenticationFailed

@@ -191,8 +191,10 @@ impl<S: Store> RemoteManager<S> {
         Attempt::HeldUntil(at) => (Error::busy(timed), Some(at)),
         Attempt::Failed(causes) => (Error::failed(timed, causes), None),
       };
-      // Refused credentials are refused again: the caller hears it now, not after the budget.
-      if last.kind == ErrorKind::Auth || !self.retry.more_after(timed) || cancel.is_set() {
+      // Refused credentials, or keys in different slots, are refused again: the caller
+      // hears it now, not after the budget.
+      let fatal = matches!(last.kind, ErrorKind::Auth | ErrorKind::CrossSlot);
+      if fatal || !self.retry.more_after(timed) || cancel.is_set() {
         return Err(last);
       }
       if watch.is_none() {
