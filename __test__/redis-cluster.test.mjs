@@ -6,11 +6,16 @@
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
 import { create, ConfigError, LockError } from '../index.mjs'
 import { withTimeout, rejectsWith } from './helpers.mjs'
 import { useCluster } from './cluster-harness.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+const cli = (...args) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, LOCK_CONFIG: JSON.stringify({ type: 'redis', connection: { cluster: c.seeds } }) } })
 
 const managers = []
 after(() => withTimeout(Promise.all(managers.map((m) => m.destroy())), 20000, 'destroying the cluster test managers'))
@@ -129,5 +134,27 @@ describe('on a 3-master cluster', { timeout: 90000 }, () => {
     const h = await ms[0].lock(key, 5000)
     assert.equal(await to.get(key), h.value, 'the key is on the new owner')
     await h.unlock()
+  })
+
+  test('the CLI: list covers every master (a cluster is one node), inspect shows the owner, unlock --force deletes there', async () => {
+    const m = mk()
+    const hs = []
+    for (let i = 0; i < 12; i++) hs.push(await m.lock(`cluster:cli:${i}`, 20000))
+    const r = cli('list', 'cluster:cli:*', '--json')
+    assert.equal(r.status, 0, r.stderr)
+    const { locks, failures } = JSON.parse(r.stdout)
+    assert.deepEqual(failures, [])
+    assert.deepEqual(locks.map((l) => l.key).sort(), hs.map((h) => h.resource).sort())
+    for (const l of locks) assert.deepEqual([l.heldOn, l.nodes], [1, 1])
+    const k = hs[5].resource
+    const owner = await c.owner(k)
+    const i = cli('inspect', k, '--json')
+    assert.equal(i.status, 0, i.stderr)
+    assert.deepEqual(JSON.parse(i.stdout).nodes.map((n) => [n.node, n.token]), [[owner.label, hs[5].value]])
+    const u = cli('unlock', k, '--force', '--yes')
+    assert.equal(u.status, 0, u.stderr)
+    assert.equal(await owner.get(k), null)
+    assert.equal(cli('inspect', k).status, 3)
+    for (const h of hs) await h.unlock()
   })
 })

@@ -3,6 +3,7 @@
 //! and a wait for the next change (`changed`, keyspace notifications where the server
 //! sends them). Each call opens what it needs lazily and is bounded by the store's timeouts.
 
+mod group;
 mod postgres;
 mod redis;
 mod redis_node;

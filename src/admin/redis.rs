@@ -7,24 +7,25 @@
 //! fails is reported beside the answers of the others.
 
 use futures_util::future::join_all;
-use redis::AsyncConnectionConfig;
+use redis::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+use super::group::Group;
 use super::redis_node::{subscribe, AdminNode};
 use super::{all_failed, Changes, LockView, NodeView, Partial};
 use crate::config::RedisConfig;
 use crate::core::{runtime, Cause, Error};
-use crate::redis::{freed_channel, Source};
+use crate::redis::freed_channel;
 
 /// What the nodes hold at one key: token → (nodes holding it, soonest expiry, largest
 /// fence), and whether any has its "someone waits" mark.
 type Seen = (BTreeMap<String, (usize, i64, Option<u64>)>, bool);
 
 pub struct RedisAdmin {
-  nodes: Vec<Arc<AdminNode>>,
+  groups: Vec<Group>,
   changes: Arc<Changes>,
   /// One keyspace subscription per node, started by the first `notifies`.
   watchers: Mutex<Vec<JoinHandle<()>>>,
@@ -34,44 +35,30 @@ impl RedisAdmin {
   pub fn new(cfg: &RedisConfig) -> Result<RedisAdmin, Error> {
     let timeout = Duration::from_millis(cfg.node_timeout_ms as u64);
     let connect = Duration::from_millis(cfg.connect_timeout_ms as u64);
-    if let Some(n) = cfg.nodes.iter().find(|n| n.cluster.is_some()) {
-      return Err(Error::new(
-        crate::core::ErrorKind::Unsupported,
-        format!(
-          "{}: the CLI does not look into a Redis Cluster yet",
-          n.label
-        ),
-      ));
-    }
-    let nodes = cfg
+    let groups = cfg
       .nodes
       .iter()
-      .map(|n| {
-        Ok(Arc::new(AdminNode {
-          label: n.label.clone(),
-          source: Source::of(n, timeout, connect)?,
-          config: AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect))
-            .set_response_timeout(Some(timeout)),
-          // A SCAN of a big keyspace is many round trips: each is bounded, the whole by 10×.
-          bound: connect + timeout * 10,
-          conn: tokio::sync::Mutex::new(None),
-        }))
-      })
+      .map(|n| Group::new(n, timeout, connect))
       .collect::<Result<Vec<_>, Error>>()?;
     Ok(RedisAdmin {
-      nodes,
+      groups,
       changes: Arc::default(),
       watchers: Mutex::new(Vec::new()),
     })
   }
 
-  /// Runs `f` on every node at once; the answers, and the causes of those that failed.
-  async fn each<T, F>(&self, f: impl Fn(Arc<AdminNode>) -> F) -> (Vec<(usize, T)>, Vec<Cause>)
+  /// Runs `f` on every server of every node at once (a cluster: each master): per node that
+  /// answered, its servers' answers; and the causes of those that failed.
+  async fn each<T, F>(&self, f: impl Fn(Arc<AdminNode>) -> F) -> (Vec<(usize, Vec<T>)>, Vec<Cause>)
   where
     F: std::future::Future<Output = Result<T, Cause>>,
   {
-    let results = join_all(self.nodes.iter().map(|n| f(n.clone()))).await;
+    let results = join_all(self.groups.iter().map(|g| async {
+      let members = g.members().await?;
+      let answers = join_all(members.iter().map(|n| f(n.clone()))).await;
+      answers.into_iter().collect::<Result<Vec<T>, Cause>>()
+    }))
+    .await;
     let mut ok = Vec::new();
     let mut failures = Vec::new();
     for (i, r) in results.into_iter().enumerate() {
@@ -95,7 +82,7 @@ impl RedisAdmin {
     }
     let mut keys: BTreeMap<Vec<u8>, Seen> = BTreeMap::new();
     for (_, views) in answers {
-      for (key, v) in views {
+      for (key, v) in views.into_iter().flatten() {
         let (Some(token), Some(ttl)) = (v.token, v.ttl_ms) else {
           continue;
         };
@@ -107,7 +94,7 @@ impl RedisAdmin {
         entry.1 |= v.waiting_ms.is_some_and(|w| w > 0);
       }
     }
-    let nodes = self.nodes.len();
+    let nodes = self.groups.len();
     let locks = keys
       .into_iter()
       .filter_map(|(key, (tokens, waited_for))| {
@@ -134,17 +121,22 @@ impl RedisAdmin {
     let (answers, failures) = self
       .each(|n| {
         let key = key.to_vec();
-        async move { n.bounded(n.views(vec![key])).await }
+        async move {
+          let mut v = n.bounded(n.views(vec![key])).await?;
+          for (_, view) in &mut v {
+            view.node = n.label.clone();
+          }
+          Ok(v)
+        }
       })
       .await;
     let mut out: Vec<NodeView> = answers
       .into_iter()
-      .map(|(i, mut v)| {
-        let (_, view) = v.pop().unwrap_or_default();
-        NodeView {
-          node: self.nodes[i].label.clone(),
-          ..view
-        }
+      .map(|(_, per_server)| {
+        // A cluster's key is on one master: that one's view (or, when none has it, the first).
+        let views: Vec<NodeView> = per_server.into_iter().flatten().map(|(_, v)| v).collect();
+        let held = views.iter().position(|v| v.token.is_some()).unwrap_or(0);
+        views.into_iter().nth(held).unwrap_or_default()
       })
       .collect();
     out.extend(failures.into_iter().map(|c| NodeView {
@@ -160,10 +152,14 @@ impl RedisAdmin {
       .each(|n| {
         let key = key.to_vec();
         async move {
+          // On a cluster, the masters that do not own the key answer MOVED: not deleted there.
           let mut pipe = redis::pipe();
-          pipe.del(&key).publish(freed_channel(&key), "");
-          let (deleted, _): (i64, i64) = n.bounded(n.query(&pipe)).await?;
-          Ok(deleted)
+          pipe
+            .ignore_errors()
+            .del(&key)
+            .publish(freed_channel(&key), "");
+          let replies: Vec<Value> = n.bounded(n.query(&pipe)).await?;
+          Ok(matches!(replies.first(), Some(Value::Int(d)) if *d > 0))
         }
       })
       .await;
@@ -171,7 +167,7 @@ impl RedisAdmin {
       return Err(all_failed(failures));
     }
     Ok(Partial {
-      value: answers.iter().filter(|(_, d)| *d > 0).count(),
+      value: answers.iter().filter(|(_, d)| d.iter().any(|x| *x)).count(),
       failures,
     })
   }
@@ -180,10 +176,14 @@ impl RedisAdmin {
   /// that answers sends them (`notify-keyspace-events` has `K` and generic and expiry
   /// events). A server that does not let us read its config is polled.
   pub async fn notifies(&self, pattern: &str) -> bool {
+    let mut servers = Vec::new();
+    for g in &self.groups {
+      servers.extend(g.members().await.unwrap_or_default());
+    }
     {
       let mut w = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
       if w.is_empty() {
-        for n in &self.nodes {
+        for n in &servers {
           w.push(runtime::runtime().spawn(subscribe(
             n.clone(),
             pattern.to_string(),
@@ -192,7 +192,7 @@ impl RedisAdmin {
         }
       }
     }
-    for n in &self.nodes {
+    for n in &servers {
       let cmd = redis::cmd("CONFIG")
         .arg("GET")
         .arg("notify-keyspace-events")
