@@ -6,6 +6,7 @@ mod memory;
 mod mongo;
 mod postgres;
 mod redis;
+mod redis_deployments;
 mod value;
 
 pub use memory::{InMemoryConfig, Scope};

@@ -22,6 +22,9 @@ pub(super) const CONNECTION_FIELDS: &[&str] = &[
   "name",
   "cluster",
 ];
+pub(super) use super::redis_deployments::SentinelSpec;
+use super::redis_deployments::{cluster_from_object, sentinel_from_object};
+
 pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized"];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,36 +49,6 @@ pub struct RedisNode {
   pub sentinel: Option<SentinelSpec>,
   /// A Redis Cluster's seed nodes (with the connection's credentials and TLS); `url` unused.
   pub cluster: Option<Vec<RedisNode>>,
-}
-
-/// `connection: { sentinels, name, username, password, db, tls }`: the sentinels to ask
-/// for the master of `name`, and how to connect to the master they name.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SentinelSpec {
-  pub sentinels: Vec<RedisNode>,
-  pub name: String,
-  username: Option<String>,
-  password: Option<String>,
-  db: f64,
-}
-
-impl SentinelSpec {
-  pub fn db(&self) -> i64 {
-    self.db as i64
-  }
-
-  /// The master the sentinels named, as a node to connect to (credentials, db and TLS of
-  /// the connection object).
-  pub fn master_at(&self, node: &RedisNode, host: &str, port: u16) -> RedisNode {
-    build_node(
-      host,
-      f64::from(port),
-      self.db,
-      self.username.as_deref(),
-      self.password.as_deref(),
-      node.tls.clone(),
-    )
-  }
 }
 
 /// TLS beyond the system roots: PEM bytes.
@@ -230,138 +203,7 @@ fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
   Ok(build_node(host, port, db, username, password, tls))
 }
 
-fn sentinel_from_object(
-  m: &Obj,
-  username: Option<&str>,
-  password: Option<&str>,
-  db: f64,
-) -> Result<SentinelSpec, Error> {
-  for f in ["host", "port"] {
-    if m.get(f).is_some() {
-      return Err(config_err(format!(
-        "{} is not used with sentinels: they name the master",
-        m.field_path(f)
-      )));
-    }
-  }
-  let path = m.field_path("sentinels");
-  let sentinels = match m.get("sentinels") {
-    Some(Value::Array(items)) if !items.is_empty() => items
-      .iter()
-      .enumerate()
-      .map(|(i, v)| {
-        let p = format!("{path}[{i}]");
-        match node_from_value(v, &p)? {
-          n if n.sentinel.is_some() => {
-            Err(config_err(format!("{p}: a sentinel is reached directly")))
-          }
-          n => Ok(n),
-        }
-      })
-      .collect::<Result<Vec<_>, _>>()?,
-    Some(Value::Array(_)) => {
-      return Err(config_err(format!(
-        "{path} must list at least one sentinel"
-      )))
-    }
-    None => {
-      return Err(config_err(format!(
-        "{path}: a master name needs the sentinels to ask"
-      )))
-    }
-    Some(v) => {
-      return Err(type_err(
-        &path,
-        "an array of { host, port } or redis:// URLs",
-        v,
-      ))
-    }
-  };
-  let name = match m.get("name") {
-    None => {
-      return Err(config_err(format!(
-        "{}: sentinels need the master's name",
-        m.field_path("name")
-      )))
-    }
-    Some(Value::String(s)) if !s.is_empty() => s.clone(),
-    Some(Value::String(_)) => return Err(range_err(&m.field_path("name"), "must not be empty")),
-    Some(v) => return Err(type_err(&m.field_path("name"), "a string", v)),
-  };
-  Ok(SentinelSpec {
-    sentinels,
-    name,
-    username: username.map(str::to_string),
-    password: password.map(str::to_string),
-    db,
-  })
-}
-
-fn cluster_from_object(
-  m: &Obj,
-  username: Option<&str>,
-  password: Option<&str>,
-  db: f64,
-  tls: Option<TlsConfig>,
-) -> Result<RedisNode, Error> {
-  for f in ["host", "port", "sentinels", "name"] {
-    if m.get(f).is_some() {
-      return Err(config_err(format!(
-        "{} is not used with cluster: the seed nodes are listed in cluster",
-        m.field_path(f)
-      )));
-    }
-  }
-  if db != 0.0 {
-    return Err(config_err(format!(
-      "{}: a Redis Cluster has only database 0",
-      m.field_path("db")
-    )));
-  }
-  let path = m.field_path("cluster");
-  let seeds = match m.get("cluster") {
-    Some(Value::Array(items)) if !items.is_empty() => items
-      .iter()
-      .enumerate()
-      .map(|(i, v)| {
-        let p = format!("{path}[{i}]");
-        match v {
-          Value::String(_) => node_from_value(v, &p),
-          Value::Object(_) => {
-            let o = Obj::of(v, &p, "an object")?;
-            o.only(&["host", "port"], &[])?;
-            let host = o.string("host")?.unwrap_or("127.0.0.1");
-            let port = o.number("port")?.map_or(6379.0, |(n, _)| n);
-            Ok(build_node(host, port, 0.0, username, password, tls.clone()))
-          }
-          other => Err(type_err(&p, "{ host, port } or a redis:// URL", other)),
-        }
-      })
-      .collect::<Result<Vec<_>, _>>()?,
-    Some(Value::Array(_)) => {
-      return Err(config_err(format!(
-        "{path} must list at least one seed node"
-      )))
-    }
-    _ => {
-      return Err(type_err(
-        &path,
-        "an array of { host, port } or redis:// URLs",
-        m.get("cluster").unwrap_or(&Value::Null),
-      ))
-    }
-  };
-  let label = format!("cluster {}", seeds[0].label);
-  Ok(RedisNode {
-    url: String::new(),
-    label,
-    tls,
-    sentinel: None,
-    cluster: Some(seeds),
-  })
-}
-
-fn build_node(
+pub(super) fn build_node(
   host: &str,
   port: f64,
   db: f64,
