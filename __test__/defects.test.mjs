@@ -407,17 +407,18 @@ describe('item 11: manager ids reused', { timeout: 240000 }, () => {
 })
 
 describe('misc: unknown option fields are an error', { timeout: 30000 }, () => {
-  // host/port added to the connection objects: a config accepted by mistake (today) must
-  // still never reach a server on a standard port.
+  // host/port added to the connection objects: a config accepted by mistake must never reach
+  // a server on a standard port. (cluster and sentinels are options now: beside host they
+  // are a conflict that names host.)
   const unknown = [
-    ['connection.cluster', (port) => ({ type: 'redis', connection: { host: '127.0.0.1', port, cluster: [{ host: '127.0.0.1', port: 1 }] } })],
-    ['connection.sentinels', (port) => ({ type: 'redis', connection: { host: '127.0.0.1', port, sentinels: [], name: 'm' } })],
-    ['retyr', () => ({ retyr: 3 })],
-    ['lockConfig.tpye', () => ({ lockConfig: { tpye: 'redis' } })],
+    ['connection.cluster', (port) => ({ type: 'redis', connection: { host: '127.0.0.1', port, cluster: [{ host: '127.0.0.1', port: 1 }] } }), /connection\.host is not used with cluster/],
+    ['connection.sentinels', (port) => ({ type: 'redis', connection: { host: '127.0.0.1', port, sentinels: [], name: 'm' } }), /connection\.host is not used with sentinels/],
+    ['connection.hots', (port) => ({ type: 'redis', connection: { hots: '127.0.0.1', port } }), /connection\.hots/],
+    ['retyr', () => ({ retyr: 3 }), /retyr/],
+    ['lockConfig.tpye', () => ({ lockConfig: { tpye: 'redis' } }), /lockConfig\.tpye/],
   ]
-  for (const [field, opts] of unknown) {
-    test(`misc: an unknown field ${field} throws E_CONFIG naming it`, async () => {
-      const re = new RegExp(field.replace('.', '\\.'))
+  for (const [field, opts, re] of unknown) {
+    test(`misc: an unknown or conflicting field ${field} throws E_CONFIG naming it`, async () => {
       createFails(opts(await unusedPort()), Error, re, field)
     })
   }
