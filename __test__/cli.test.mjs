@@ -314,3 +314,10 @@ describe('on PostgreSQL', async () => {
     }
   })
 })
+
+test('the README shows the help text exactly as the CLI prints it', async () => {
+  const { readFileSync } = await import('node:fs')
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const r = await cli(['help'])
+  assert.ok(readme.includes('```text\n' + r.out + '```'), 'README: the output of `oxlock help` in a text block')
+})
