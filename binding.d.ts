@@ -16,8 +16,11 @@ export declare class StoreAdmin {
   list(pattern: string, limit: number): Promise<unknown>
   /** What every node holds at `key`: `[node]`. */
   inspect(key: string): Promise<unknown>
-  /** Deletes `key` whoever holds it: `{ value: nodes that held it, failures }`. */
-  forceUnlock(key: string): Promise<unknown>
+  /**
+   * Deletes `key` (whoever holds it, or only where it holds `token`): `{ value: nodes it
+   * was deleted on, failures }`.
+   */
+  forceUnlock(key: string, token?: string | undefined | null): Promise<unknown>
   /** Whether the store tells of changes to keys matching `pattern` (it starts listening). */
   notifies(pattern: string): Promise<unknown>
   /** Resolves with the count of changes seen, once it passes `seen` or after `ms`. */

@@ -235,6 +235,15 @@ describe('the module and the constructor', { timeout: 120000 }, () => {
 
 // =====================================================================================
 describe('acquire / refresh / inspect / release on one server', { timeout: 120000 }, () => {
+  test('two acquire() calls in flight on one instance: one true, one false, no exception', async () => {
+    const lock = mk({ name: uname('twice'), cache_connection: client(), lock_ttl_ms: 1000, lock_refresh_ms: 10 })
+    const got = await Promise.all([lock.acquire(), lock.acquire()])
+    assert.deepEqual([...got].sort(), [false, true])
+    await new Promise((r) => setTimeout(r, 50))
+    assert.ok(lock.events.names().includes('refreshed'))
+    await lock.release()
+  })
+
   test('refresh reports that arrive with the acquisition come after acquired and after acquire() resolved', async () => {
     const lock = mk({ name: uname('early'), cache_connection: client(), lock_ttl_ms: 1000, lock_refresh_ms: 10 })
     const order = lock.events

@@ -33,6 +33,8 @@ describe('configuration', () => {
       [{ cluster: c.seeds, db: 1 }, /connection\.db: a Redis Cluster has only database 0/],
       [{ cluster: c.seeds, host: '127.0.0.1' }, /connection\.host is not used with cluster/],
       [{ cluster: [] }, /connection\.cluster must list at least one seed node/],
+      [{ cluster: c.seeds, sentinels: [c.seeds[0]], name: 'm' }, /connection\.cluster: a connection is a cluster or a Sentinel-found master, not both/],
+      [{ cluster: [`redis://127.0.0.1:${c.nodes[0].port}`], password: 'x' }, /connection\.cluster\[0\]: give credentials and tls in the seed URLs or in the object/],
     ]
     for (const [connection, message] of cases) {
       assert.throws(() => create({ type: 'redis', connection }), (e) => e instanceof ConfigError && message.test(e.message), JSON.stringify(connection))

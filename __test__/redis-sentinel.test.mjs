@@ -102,6 +102,25 @@ describe('a failover in the middle of a run', { timeout: 90000 }, () => {
     await h.unlock()
   })
 
+  test('a master that stops answering (SIGSTOP, connections left open): the next calls find the new master', async () => {
+    // A deployment of its own: the one above has no replica left after its failover.
+    const d2 = await useSentinel()
+    const m = mk(d2.connection, { retryCount: 40, retryDelay: 100, nodeTimeout: 300 })
+    const h = await m.lock('sentinel:paused:a', 5000)
+    await h.unlock()
+    const paused = d2.master
+    await d2.failover({ pause: true })
+    try {
+      const t0 = Date.now()
+      const h2 = await withTimeout(m.lock('sentinel:paused:b', 5000), 15000, 'lock() after the paused master was replaced')
+      assert.ok(Date.now() - t0 < 6000, `found the new master in ${Date.now() - t0} ms`)
+      assert.equal(await d2.master.get('sentinel:paused:b'), h2.value)
+      await h2.unlock()
+    } finally {
+      await paused.kill()
+    }
+  })
+
   test('the CLI lists through the sentinels', async () => {
     const m = mk(d.connection)
     const h = await m.lock('sentinel:cli', 10000)

@@ -63,10 +63,12 @@ export async function useSentinel() {
     replica,
     sentinels,
     connection: { sentinels: sentinels.map((s) => s.options), name: NAME },
-    /** Kills the master; resolves once the sentinels name the replica and it says it is master. */
-    async failover() {
+    /** Kills the master (or, with `pause`, SIGSTOPs it: it stops answering without closing
+     *  its connections); resolves once the sentinels name the replica and it says it is master. */
+    async failover({ pause = false } = {}) {
       const old = d.master
-      await old.kill()
+      if (pause) old.pause()
+      else await old.kill()
       await settled(sentinels, d.replica.port, 30000)
       for (const end = Date.now() + 10000; ; ) {
         const role = await d.replica.cmd('ROLE').catch(() => null)

@@ -131,14 +131,20 @@ async function run(argv, io) {
         if (!o.yes) {
           if (!stdin.isTTY) throw new UsageError('unlock --force asks for confirmation; with no terminal, say --yes')
           const rl = readline.createInterface({ input: stdin, output: err })
-          const answer = await rl.question(`delete ${key} (token ${tokenPrefix(holders[0].token)}, on ${holders.length}/${nodes.length} nodes)? [y/N] `)
+          // Ctrl-D or Ctrl-C at the prompt is a no.
+          const answer = await new Promise((resolve) => {
+            rl.once('close', () => resolve(''))
+            rl.once('SIGINT', () => rl.close())
+            rl.question(`delete ${key} (token ${tokenPrefix(holders[0].token)}, on ${holders.length}/${nodes.length} nodes)? [y/N] `).then(resolve, () => resolve(''))
+          })
           rl.close()
           if (!/^y(es)?$/i.test(answer.trim())) {
             err.write('not deleted\n')
             return EXIT.declined
           }
         }
-        const { value, failures } = await store.forceUnlock(key)
+        // Confirmed at the prompt: only the holder that was shown (it may have changed since).
+        const { value, failures } = await store.forceUnlock(key, o.yes ? null : holders[0].token)
         if (o.json) out.write(`${JSON.stringify({ key, deletedOn: value, failures })}\n`)
         else out.write(`deleted ${key} on ${value} of ${nodes.length} node(s)\n`)
         for (const f of failures) err.write(`${c.red('unreachable:')} ${f}\n`)

@@ -40,11 +40,13 @@ function safeProtocol(u) {
   }
 }
 
+// The parser's message quotes the text, which may hold a password: only the position is told.
 function parseJson(text, where) {
   try {
     return JSON.parse(text)
   } catch (e) {
-    throw new ConfigError(`${where} is not JSON (${e.message})`)
+    const at = /position (\d+)/.exec(e.message)
+    throw new ConfigError(`${where} is not JSON${at ? ` (at position ${at[1]})` : ''}`)
   }
 }
 
@@ -73,8 +75,8 @@ class Store {
     return this._call('inspect', key)
   }
 
-  forceUnlock(key) {
-    return this._call('forceUnlock', key)
+  forceUnlock(key, token = null) {
+    return this._call('forceUnlock', key, token)
   }
 
   notifies(pattern) {

@@ -105,22 +105,25 @@ class ExclusiveLock extends Face {
     // The core's refresh starts with the acquisition: its first report can come in the same
     // delivery as the acquisition's outcome, before this function goes on. Reports are held
     // until 'acquired' is out and acquire() has resolved (a macrotask later).
-    this.#held = []
+    const mine = []
+    this.#held = mine
+    const done = () => {
+      if (this.#held === mine) this.#held = null
+    }
     let e
     try {
       e = await this._call((h) => native.elAcquire(h, this.key, this.lock_contents, this.lock_ttl_ms, this.lock_refresh_ms), this.key)
     } catch (err) {
-      this.#held = null
+      done()
       throw err
     }
     if (e.ints[0] !== 1) {
-      this.#held = null
+      done()
       return false
     }
     setImmediate(() => {
-      const held = this.#held
-      this.#held = null
-      for (const s of held) this._signal(...s)
+      done()
+      for (const s of mine) this._signal(...s)
     })
     this.acquired = true
     this.refresh_timer = { key: this.key, every: this.lock_refresh_ms }

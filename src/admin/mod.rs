@@ -83,11 +83,16 @@ impl Admin {
     }
   }
 
-  /// Deletes `key` whoever holds it and wakes its waiters; how many nodes held it.
-  pub async fn force_unlock(&self, key: &[u8]) -> Result<Partial<usize>, Error> {
+  /// Deletes `key` and wakes its waiters: whoever holds it, or only where it still holds
+  /// `token` (the holder an operator confirmed); how many nodes it was deleted on.
+  pub async fn force_unlock(
+    &self,
+    key: &[u8],
+    token: Option<&str>,
+  ) -> Result<Partial<usize>, Error> {
     match self {
-      Admin::Redis(r) => r.force_unlock(key).await,
-      Admin::Postgres(p) => p.force_unlock(key).await,
+      Admin::Redis(r) => r.force_unlock(key, token).await,
+      Admin::Postgres(p) => p.force_unlock(key, token).await,
     }
   }
 

@@ -33,7 +33,7 @@ impl PgAdmin {
         "SELECT token, {left}, {waiting} FROM {t} WHERE key = $1 AND expires_at > clock_timestamp()"
       ),
       delete: format!(
-        "WITH gone AS (DELETE FROM {t} WHERE key = $1 RETURNING key)
+        "WITH gone AS (DELETE FROM {t} WHERE key = $1 AND ($2::text IS NULL OR token = $2) RETURNING key)
          SELECT pg_notify('{}', md5(key)) FROM gone",
         cfg.table
       ),
@@ -106,34 +106,37 @@ impl PgAdmin {
       }))
     };
     let node = self.pool.label().to_string();
-    Ok(vec![match run.await {
-      Ok(Some((token, ttl, waiting))) => NodeView {
+    let answer = match run.await {
+      Ok(a) => a,
+      Err(c) => return Err(all_failed(vec![c])),
+    };
+    Ok(vec![match answer {
+      Some((token, ttl, waiting)) => NodeView {
         node,
         token: Some(token),
         ttl_ms: Some(ttl.max(0)),
         waiting_ms: waiting.filter(|w| *w > 0),
         ..NodeView::default()
       },
-      Ok(None) => NodeView {
+      None => NodeView {
         node,
-        ..NodeView::default()
-      },
-      Err(c) => NodeView {
-        node,
-        error: Some(c),
         ..NodeView::default()
       },
     }])
   }
 
-  pub async fn force_unlock(&self, key: &[u8]) -> Result<Partial<usize>, Error> {
+  pub async fn force_unlock(
+    &self,
+    key: &[u8],
+    token: Option<&str>,
+  ) -> Result<Partial<usize>, Error> {
     let run = async {
       if !self.table().await? {
         return Ok(0);
       }
       let rows = self
         .pool
-        .query(&self.delete, &[&key])
+        .query(&self.delete, &[&key, &token])
         .await
         .map_err(|f| f.cause())?;
       Ok(rows.len())

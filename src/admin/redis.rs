@@ -20,6 +20,10 @@ use crate::config::RedisConfig;
 use crate::core::{runtime, Cause, Error};
 use crate::redis::freed_channel;
 
+/// `DEL KEYS[1]` only while it holds ARGV[1] (the token an operator confirmed).
+const DELETE_IF_HELD_BY: &str =
+  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+
 /// What the nodes hold at one key: token → (nodes holding it, soonest expiry, largest
 /// fence), and whether any has its "someone waits" mark.
 type Seen = (BTreeMap<String, (usize, i64, Option<u64>)>, bool);
@@ -80,6 +84,35 @@ impl RedisAdmin {
     if answers.is_empty() {
       return Err(all_failed(failures));
     }
+    // Each node's scan stopped at its own `limit` keys: with several nodes, the keys chosen
+    // are looked at again on every node, so each key's count covers them all.
+    let (answers, failures) = if self.groups.len() > 1 {
+      let mut chosen: Vec<Vec<u8>> = answers
+        .into_iter()
+        .flat_map(|(_, v)| v.into_iter().flatten().map(|(k, _)| k))
+        .collect();
+      chosen.sort();
+      chosen.dedup();
+      chosen.truncate(limit);
+      if chosen.is_empty() {
+        return Ok(Partial {
+          value: Vec::new(),
+          failures,
+        });
+      }
+      let again = self
+        .each(|n| {
+          let keys = chosen.clone();
+          async move { n.bounded(n.views(keys)).await }
+        })
+        .await;
+      if again.0.is_empty() {
+        return Err(all_failed(again.1));
+      }
+      again
+    } else {
+      (answers, failures)
+    };
     let mut keys: BTreeMap<Vec<u8>, Seen> = BTreeMap::new();
     for (_, views) in answers {
       for (key, v) in views.into_iter().flatten() {
@@ -130,6 +163,9 @@ impl RedisAdmin {
         }
       })
       .await;
+    if answers.is_empty() {
+      return Err(all_failed(failures));
+    }
     let mut out: Vec<NodeView> = answers
       .into_iter()
       .map(|(_, per_server)| {
@@ -147,17 +183,29 @@ impl RedisAdmin {
     Ok(out)
   }
 
-  pub async fn force_unlock(&self, key: &[u8]) -> Result<Partial<usize>, Error> {
+  pub async fn force_unlock(
+    &self,
+    key: &[u8],
+    token: Option<&str>,
+  ) -> Result<Partial<usize>, Error> {
     let (answers, failures) = self
       .each(|n| {
         let key = key.to_vec();
+        let token = token.map(str::to_string);
         async move {
           // On a cluster, the masters that do not own the key answer MOVED: not deleted there.
           let mut pipe = redis::pipe();
-          pipe
-            .ignore_errors()
-            .del(&key)
-            .publish(freed_channel(&key), "");
+          pipe.ignore_errors();
+          match &token {
+            None => pipe.del(&key),
+            Some(t) => pipe
+              .cmd("EVAL")
+              .arg(DELETE_IF_HELD_BY)
+              .arg(1)
+              .arg(&key)
+              .arg(t),
+          };
+          pipe.publish(freed_channel(&key), "");
           let replies: Vec<Value> = n.bounded(n.query(&pipe)).await?;
           Ok(matches!(replies.first(), Some(Value::Int(d)) if *d > 0))
         }

@@ -187,6 +187,12 @@ fn node_from_object(m: Obj, path: &str) -> Result<RedisNode, Error> {
   };
   let username = m.string("username")?;
   let password = m.string("password")?;
+  if m.get("cluster").is_some() && (m.get("sentinels").is_some() || m.get("name").is_some()) {
+    return Err(config_err(format!(
+      "{}: a connection is a cluster or a Sentinel-found master, not both",
+      m.field_path("cluster")
+    )));
+  }
   if m.get("sentinels").is_some() || m.get("name").is_some() {
     let sentinel = sentinel_from_object(&m, username, password, db)?;
     return Ok(RedisNode {

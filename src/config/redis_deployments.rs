@@ -131,6 +131,10 @@ pub(super) fn cluster_from_object(
       .map(|(i, v)| {
         let p = format!("{path}[{i}]");
         match v {
+          // A URL carries its own credentials and scheme: the object's would be ignored.
+          Value::String(_) if username.is_some() || password.is_some() || tls.is_some() => Err(config_err(format!(
+            "{p}: give credentials and tls in the seed URLs or in the object with {{ host, port }} seeds, not both"
+          ))),
           Value::String(_) => node_from_value(v, &p),
           Value::Object(_) => {
             let o = Obj::of(v, &p, "an object")?;

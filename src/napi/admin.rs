@@ -113,11 +113,12 @@ impl StoreAdmin {
     })
   }
 
-  /// Deletes `key` whoever holds it: `{ value: nodes that held it, failures }`.
+  /// Deletes `key` (whoever holds it, or only where it holds `token`): `{ value: nodes it
+  /// was deleted on, failures }`.
   #[napi]
-  pub fn force_unlock(&self, key: String) -> AsyncTask<Call> {
+  pub fn force_unlock(&self, key: String, token: Option<String>) -> AsyncTask<Call> {
     self.call(move |a| async move {
-      let p = a.force_unlock(key.as_bytes()).await?;
+      let p = a.force_unlock(key.as_bytes(), token.as_deref()).await?;
       Ok(partial(p, Value::from))
     })
   }

@@ -4,6 +4,7 @@
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::cluster::ClusterConn;
@@ -14,6 +15,8 @@ use super::sentinel::{SentinelConn, Sentinels};
 pub enum Source {
   Direct(Box<redis::Client>),
   Sentinel(Arc<Sentinels>),
+  /// A cluster's seeds, taken in turn.
+  Seeds(Arc<(Vec<redis::Client>, AtomicUsize)>),
 }
 
 impl Source {
@@ -26,8 +29,13 @@ impl Source {
     Ok(if cfg.sentinel.is_some() {
       Source::Sentinel(Arc::new(Sentinels::new(cfg, timeout, connect_timeout)?))
     } else if let Some(seeds) = &cfg.cluster {
-      // Pub/sub is cluster-wide (a PUBLISH reaches every node): one seed serves.
-      Source::Direct(Box::new(super::node::client(&seeds[0])?))
+      // Pub/sub is cluster-wide (a PUBLISH reaches every node): any seed serves, the next
+      // one after a failure.
+      let clients = seeds
+        .iter()
+        .map(super::node::client)
+        .collect::<Result<Vec<_>, _>>()?;
+      Source::Seeds(Arc::new((clients, AtomicUsize::new(0))))
     } else {
       Source::Direct(Box::new(super::node::client(cfg)?))
     })
@@ -38,6 +46,7 @@ impl Source {
     match self {
       Source::Direct(c) => c.get_connection_info().redis_settings().db(),
       Source::Sentinel(s) => s.db(),
+      Source::Seeds(_) => 0,
     }
   }
 
@@ -46,6 +55,12 @@ impl Source {
     match self {
       Source::Direct(c) => Ok((**c).clone()),
       Source::Sentinel(s) => s.master().await,
+      Source::Seeds(s) => {
+        let i = s.1.fetch_add(1, Ordering::Relaxed) % s.0.len().max(1);
+        s.0.get(i).cloned().ok_or_else(|| {
+          redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no seed node"))
+        })
+      }
     }
   }
 }

@@ -59,29 +59,36 @@ impl Sentinels {
     &self.node.sentinel.as_ref().expect("a sentinel node").name
   }
 
-  /// The current master's address, from the first sentinel that knows it.
+  /// The current master's address, from the first sentinel that knows it. They are asked
+  /// at once: an unreachable or paused sentinel never holds the answer of the others back.
   async fn ask(&self) -> Result<(String, u16), RedisError> {
-    let mut last = failed(format!("no sentinel knows a master named {}", self.name()));
-    for s in &self.sentinels {
-      let asked = tokio::time::timeout(self.timeout, async {
-        let mut c = s
-          .get_multiplexed_async_connection_with_config(&self.config)
-          .await?;
-        redis::cmd("SENTINEL")
-          .arg("get-master-addr-by-name")
-          .arg(self.name())
-          .query_async::<Option<(String, u16)>>(&mut c)
-          .await
+    let asks = self.sentinels.iter().map(|s| {
+      Box::pin(async move {
+        let asked = tokio::time::timeout(self.timeout, async {
+          let mut c = s
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+          redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(self.name())
+            .query_async::<Option<(String, u16)>>(&mut c)
+            .await
+        })
+        .await;
+        match asked {
+          Ok(Ok(Some(addr))) => Ok(addr),
+          Ok(Ok(None)) => Err(failed(format!(
+            "no sentinel knows a master named {}",
+            self.name()
+          ))),
+          Ok(Err(e)) => Err(e),
+          Err(_) => Err(timed_out()),
+        }
       })
-      .await;
-      match asked {
-        Ok(Ok(Some(addr))) => return Ok(addr),
-        Ok(Ok(None)) => {}
-        Ok(Err(e)) => last = e,
-        Err(_) => last = timed_out(),
-      }
-    }
-    Err(last)
+    });
+    futures_util::future::select_ok(asks)
+      .await
+      .map(|(addr, _)| addr)
   }
 
   /// A client of the node the sentinels name now, once it says it is the master.
@@ -162,13 +169,44 @@ fn is_readonly(code: Option<&str>) -> bool {
   code == Some("READONLY")
 }
 
+/// Forgets the connection when a call is dropped before it ended (the writer's timeout
+/// fired): a master that stopped answering without closing is found again at the next call,
+/// not kept until TCP gives up.
+struct ForgetIfDropped(Option<Arc<tokio::sync::Mutex<Option<MultiplexedConnection>>>>);
+
+impl ForgetIfDropped {
+  fn ended(mut self) {
+    self.0 = None;
+  }
+}
+
+impl Drop for ForgetIfDropped {
+  fn drop(&mut self) {
+    let Some(current) = self.0.take() else { return };
+    let forgotten = match current.try_lock() {
+      Ok(mut c) => {
+        *c = None;
+        true
+      }
+      Err(_) => false,
+    };
+    if !forgotten {
+      if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move { *current.lock().await = None });
+      }
+    }
+  }
+}
+
 impl ConnectionLike for SentinelConn {
   fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
     Box::pin(async move {
+      let guard = ForgetIfDropped(Some(self.current.clone()));
       let r = match self.conn().await {
         Ok(mut c) => c.req_packed_command(cmd).await,
         Err(e) => Err(e),
       };
+      guard.ended();
       let v = r.as_ref().map(|v| vec![v.clone()]).unwrap_or_default();
       self.after(&r, &v).await;
       r
@@ -182,10 +220,12 @@ impl ConnectionLike for SentinelConn {
     count: usize,
   ) -> RedisFuture<'a, Vec<Value>> {
     Box::pin(async move {
+      let guard = ForgetIfDropped(Some(self.current.clone()));
       let r = match self.conn().await {
         Ok(mut c) => c.req_packed_commands(cmd, offset, count).await,
         Err(e) => Err(e),
       };
+      guard.ended();
       let empty = Vec::new();
       let v = r.as_ref().unwrap_or(&empty).clone();
       self.after(&r, &v).await;
