@@ -33,17 +33,7 @@ impl ClusterConn {
       .response_timeout(timeout)
       .retries(2);
     if let Some(tls) = &cfg.tls {
-      let _ = rustls::crypto::ring::default_provider().install_default();
-      b = b.certs(redis::TlsCertificates {
-        client_tls: match (&tls.cert, &tls.key) {
-          (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: cert.clone(),
-            client_key: key.clone(),
-          }),
-          _ => None,
-        },
-        root_cert: tls.ca.clone(),
-      });
+      b = b.certs(super::node::certificates(tls));
       if tls.insecure {
         b = b.tls(redis::TlsMode::Insecure);
       }

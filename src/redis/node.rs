@@ -72,6 +72,22 @@ pub struct Node {
   in_flight: Arc<AtomicUsize>,
 }
 
+/// What redis-rs needs of a node's TLS options (a private CA, a client certificate); installs
+/// the process's rustls crypto provider first (a second install is a no-op).
+pub(super) fn certificates(tls: &crate::config::TlsConfig) -> redis::TlsCertificates {
+  let _ = rustls::crypto::ring::default_provider().install_default();
+  redis::TlsCertificates {
+    client_tls: match (&tls.cert, &tls.key) {
+      (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+        client_cert: cert.clone(),
+        client_key: key.clone(),
+      }),
+      _ => None,
+    },
+    root_cert: tls.ca.clone(),
+  }
+}
+
 /// The redis-rs client of one configured node (TLS roots and client certificate included);
 /// it connects only when asked to.
 pub fn client(cfg: &RedisNode) -> Result<redis::Client, Error> {
@@ -82,21 +98,7 @@ pub fn client(cfg: &RedisNode) -> Result<redis::Client, Error> {
     )
   };
   match &cfg.tls {
-    Some(tls) => {
-      // rustls needs one crypto provider per process; a second install is a no-op.
-      let _ = rustls::crypto::ring::default_provider().install_default();
-      let certs = redis::TlsCertificates {
-        client_tls: match (&tls.cert, &tls.key) {
-          (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: cert.clone(),
-            client_key: key.clone(),
-          }),
-          _ => None,
-        },
-        root_cert: tls.ca.clone(),
-      };
-      redis::Client::build_with_tls(cfg.url.as_str(), certs)
-    }
+    Some(tls) => redis::Client::build_with_tls(cfg.url.as_str(), certificates(tls)),
     None => redis::Client::open(cfg.url.as_str()),
   }
   .map_err(config_error)
