@@ -159,6 +159,44 @@ export declare function flWatch(handle: number, set: string, everyMs: number): v
  */
 export declare function init(args: Float64Array, onWake: () => void): object
 
+/** What to do with the sockets, in order. */
+export interface IoBatch {
+  /**
+   * Pairs of (what, socket id): 0 write the next of `data`, 1 open with the next of
+   * `opens`, 2 close.
+   */
+  ops: Array<number>
+  data: Array<Buffer>
+  opens: Array<IoOpen>
+  /** Whether `drain` has events now. */
+  events: boolean
+}
+
+/**
+ * Socket `sid` closed (or never connected): `kind` is 'refused', 'timeout', 'dns', 'tls',
+ * 'closed' or 'io'. Returns what `takeIo` would now.
+ */
+export declare function ioClosed(context: number, sid: number, kind: string, message: string): IoBatch | null
+
+/** Socket `sid` of instance `context` read `data`; returns what `takeIo` would now. */
+export declare function ioData(context: number, sid: number, data: Uint8Array): IoBatch | null
+
+export interface IoOpen {
+  host: string
+  port: number
+  connectMs: number
+  tls?: IoTls
+}
+
+/** `tls.connect` options. */
+export interface IoTls {
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+  rejectUnauthorized: boolean
+  servername?: string
+}
+
 /**
  * Whether `key` is held right now (in memory: by anyone in the table; remote: by this
  * manager, within its validity).
@@ -242,5 +280,14 @@ export declare function remoteUnlock(handle: number, lockId: number): number
 /** Keys held or awaited through this manager (in memory: in its table). */
 export declare function size(handle: number): number
 
+/** Runs the local tasks of instance `context`, then returns what its sockets need, or null. */
+export declare function takeIo(context: number): IoBatch | null
+
 /** The public token of in-memory lock `id` (see `core::token`). */
 export declare function token(id: number): string
+
+/**
+ * How many times another thread has woken a JS thread of this process: a request whose
+ * socket the JS thread drives should not add to it (tests check that).
+ */
+export declare function wakeCount(): number

@@ -6,6 +6,7 @@
 const { native, MAX_MS } = require('./native.js')
 const { DestroyedError, typeError, expiredError, remoteError } = require('./errors.js')
 const { checkTtl } = require('./check.js')
+const { schedule } = require('./sockets.js')
 
 const RESOLVED = Promise.resolve()
 // using() pins an in-memory lock while its function runs (lib/table.js `pin`).
@@ -152,6 +153,7 @@ class RemoteLockHandle extends LockHandle {
     const m = this.#manager
     if (m._destroyed) return RESOLVED // destroy() releases it
     const req = native.remoteUnlock(m._handle, this.#lockId)
+    schedule()
     if (req === 0) return RESOLVED // the manager is gone: destroy() released it
     return m._request(req, { unlock: true }, (e, resolve) => resolve())
   }
@@ -164,6 +166,7 @@ class RemoteLockHandle extends LockHandle {
       return Promise.reject(e)
     }
     const req = this.#held ? native.remoteExtend(m._handle, this.#lockId, ttl) : 0
+    schedule()
     // 0: refused without I/O, the lock's validity has passed.
     if (req === 0) return Promise.reject(expiredError(this.resource))
     return m._request(req, {}, (e, resolve, reject) => {

@@ -10,9 +10,13 @@ const { addManagerSignals, removeManagerSignals } = require('./events.js')
 const { ConfigError, DestroyedError, AbortError, typeError, fromNative } = require('./errors.js')
 const { describe, checkKey, checkResource, checkTtl, checkSignal } = require('./check.js')
 const { using } = require('./using.js')
+const { schedule } = require('./sockets.js')
 
 // A manager dropped without destroy() still gives its locks and waiters back.
-const finalizer = new FinalizationRegistry((handle) => native.destroy(handle))
+const finalizer = new FinalizationRegistry((handle) => {
+  native.destroy(handle)
+  schedule()
+})
 
 function createNative(options, expected) {
   if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {

@@ -79,10 +79,40 @@ function setEventHandler(fn) {
   onEvents = fn
 }
 
+// Set by lib/sockets.js: the I/O the core wants after it ran (see flush there).
+let onIo = () => {}
+function setIoHandler(fn) {
+  onIo = fn
+}
+
 // Numbers for the hot native calls go through `args` (see src/napi/memory.rs): filling
 // three slots is far cheaper than converting three arguments. Decisions taken off this
 // thread arrive through drain(); the wake-up function is weak, so it never keeps the
 // process alive.
-const { args, context } = native.init(new Float64Array(3), () => onEvents(native.drain(context)))
+// drain() runs the tasks the wake-up was for, which may have I/O to do.
+const { args, context } = native.init(new Float64Array(3), () => {
+  try {
+    deliverEvents()
+  } finally {
+    onIo()
+  }
+})
 
-module.exports = { native, args, context, pending, addPending, removePending, retain, letGo, setEventHandler, MAX_MS }
+function deliverEvents() {
+  onEvents(native.drain(context))
+}
+
+module.exports = {
+  native,
+  args,
+  context,
+  pending,
+  addPending,
+  removePending,
+  retain,
+  letGo,
+  setEventHandler,
+  setIoHandler,
+  deliverEvents,
+  MAX_MS,
+}

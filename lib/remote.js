@@ -6,6 +6,7 @@
 
 const { native, pending, addPending, removePending } = require('./native.js')
 const { forget } = require('./events.js')
+const { schedule } = require('./sockets.js')
 const { mintRemoteHandle } = require('./handle.js')
 const { LockManager } = require('./manager.js')
 const { DestroyedError, AbortError, remoteError, fromNative } = require('./errors.js')
@@ -13,6 +14,7 @@ const { DestroyedError, AbortError, remoteError, fromNative } = require('./error
 class RemoteLock extends LockManager {
   _acquire(key, ttl, signal) {
     const req = native.remoteLock(this._handle, key, ttl)
+    schedule()
     return this._request(req, { key, signal }, (e, resolve, reject) => {
       if (e.kind === 'locked') resolve(mintRemoteHandle(this, key, e))
       else reject(remoteError(e.error, key, this._retry, this.type))
@@ -23,6 +25,7 @@ class RemoteLock extends LockManager {
     let req
     try {
       req = native.remoteLockAll(this._handle, keys, ttl)
+      schedule()
     } catch (e) {
       throw fromNative(e)
     }
@@ -46,6 +49,7 @@ class RemoteLock extends LockManager {
         w.onAbort = () => {
           removePending(req)
           native.remoteCancel(this._handle, req)
+          schedule()
           signal.removeEventListener('abort', w.onAbort)
           reject(new AbortError(w.key, signal.reason))
         }
@@ -72,6 +76,7 @@ class RemoteLock extends LockManager {
       else w.reject(new DestroyedError())
     }
     const req = native.destroy(this._handle)
+    schedule()
     this._destroying = req === 0 ? Promise.resolve() : this._request(req, {}, (e, resolve) => resolve())
     return this._destroying
   }

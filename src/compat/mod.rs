@@ -45,6 +45,7 @@ impl Client {
       cfg,
       Duration::from_millis(DEFAULT_NODE_TIMEOUT_MS as u64),
       Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS as u64),
+      None,
     )?;
     Ok(Client::new(Link::Redis(Box::new(node)), inbox))
   }
@@ -75,7 +76,9 @@ impl Client {
   {
     let req = RequestId::next();
     let inbox = self.inbox.clone();
-    task::spawn_settled(fut, move |o| inbox.push(Event::Settled(req, o)));
+    task::spawn_settled(&crate::core::Spawner::Runtime, fut, move |o| {
+      inbox.push(Event::Settled(req, o))
+    });
     req
   }
 

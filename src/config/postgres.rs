@@ -183,6 +183,7 @@ fn ssl_from_url(url: &str, path: &str) -> Result<(String, Option<TlsConfig>), Er
       cert: read("sslcert", &files[1])?,
       key: read("sslkey", &files[2])?,
       insecure: m == "require" && files[0].is_none(),
+      servername: None,
     }),
     Some(other) => {
       return Err(config_err(format!(

@@ -25,7 +25,7 @@ pub(super) const CONNECTION_FIELDS: &[&str] = &[
 pub(super) use super::redis_deployments::SentinelSpec;
 use super::redis_deployments::{cluster_from_object, sentinel_from_object};
 
-pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized"];
+pub(super) const TLS_FIELDS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized", "servername"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
@@ -59,6 +59,8 @@ pub struct TlsConfig {
   pub key: Option<Vec<u8>>,
   /// `rejectUnauthorized: false`: no certificate or host name check (tests only).
   pub insecure: bool,
+  /// The name the server's certificate must carry, when not the host connected to.
+  pub servername: Option<String>,
 }
 
 pub(super) fn parse(src: &Source) -> Result<RedisConfig, Error> {
@@ -270,11 +272,23 @@ pub(super) fn tls_from_object(o: Obj, path: &str) -> Result<TlsConfig, Error> {
       ))
     }
   };
+  let servername = match o.get("servername") {
+    None => None,
+    Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+    Some(v) => {
+      return Err(type_err(
+        &o.field_path("servername"),
+        "a non-empty host name",
+        v,
+      ))
+    }
+  };
   let t = TlsConfig {
     ca: pem("ca")?,
     cert: pem("cert")?,
     key: pem("key")?,
     insecure,
+    servername,
   };
   if t.cert.is_some() != t.key.is_some() {
     return Err(config_err(format!("{path}: cert and key go together")));

@@ -4,6 +4,10 @@
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::exec::LocalExec;
+use super::js_io::Io;
 
 use super::{Error, ManagerId, Outcome, RequestId, WaiterId};
 
@@ -35,19 +39,40 @@ pub trait Wake: Send + Sync {
   fn wake(&self);
 }
 
+impl<W: Wake + ?Sized> Wake for std::sync::Arc<W> {
+  fn wake(&self) {
+    (**self).wake()
+  }
+}
+
 pub struct Inbox {
   events: Mutex<Vec<Event>>,
   alive: AtomicBool,
-  waker: Box<dyn Wake>,
+  /// Events pushed while this thread's local tasks ran: the JS side drains them when the
+  /// call returns (see `take_owed`), so they woke nothing.
+  owed: AtomicBool,
+  waker: Arc<dyn Wake>,
+  /// The module instance's local tasks and the sockets the JS thread drives for them.
+  pub exec: Arc<LocalExec>,
+  pub io: Arc<Io>,
 }
 
 impl Inbox {
   pub fn new(waker: Box<dyn Wake>) -> Self {
+    let waker: Arc<dyn Wake> = Arc::from(waker);
     Self {
       events: Mutex::new(Vec::new()),
       alive: AtomicBool::new(true),
+      owed: AtomicBool::new(false),
+      exec: LocalExec::new(waker.clone()),
+      io: Arc::new(Io::new(waker.clone())),
       waker,
     }
+  }
+
+  /// Whether events were pushed without a wake-up since the last call (and clears it).
+  pub fn take_owed(&self) -> bool {
+    self.owed.swap(false, Ordering::AcqRel)
   }
 
   pub fn is_alive(&self) -> bool {
@@ -67,7 +92,11 @@ impl Inbox {
     };
     // One wake per batch: the JS side drains everything queued when it runs.
     if first {
-      self.waker.wake();
+      if super::exec::running_here() {
+        self.owed.store(true, Ordering::Release);
+      } else {
+        self.waker.wake();
+      }
     }
   }
 

@@ -4,8 +4,10 @@
 
 pub mod clock;
 pub mod error;
+pub mod exec;
 pub mod ids;
 pub mod inbox;
+pub mod js_io;
 pub mod key;
 pub mod outcome;
 pub mod runtime;
@@ -13,6 +15,7 @@ pub mod task;
 pub mod token;
 
 pub use error::{Cause, CauseKind, Error, ErrorKind};
+pub use exec::{LocalExec, Spawner, Task};
 pub use ids::{LockId, ManagerId, RequestId, WaiterId};
 pub use inbox::{Event, Inbox, Signal, Wake};
 pub use outcome::{Lease, Outcome};

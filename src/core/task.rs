@@ -1,21 +1,22 @@
-//! Requests that settle exactly once: a future run on the I/O runtime whose outcome is
-//! handed to `done` when it finishes, when it panics (caught, as `E_INTERNAL`), or when the
-//! runtime drops it unfinished (also `E_INTERNAL`). A JS promise waiting on it never hangs.
+//! Requests that settle exactly once: a future run by a `Spawner` whose outcome is handed
+//! to `done` when it finishes, when it panics (caught, as `E_INTERNAL`), or when its
+//! executor drops it unfinished (also `E_INTERNAL`). A JS promise waiting on it never hangs.
 
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use super::{runtime, Error, Outcome};
+use super::exec::{Spawner, Task};
+use super::{Error, Outcome};
 
 /// Spawns `fut`; `done` runs once with its outcome, whatever happens to it.
-pub fn spawn_settled<F, D>(fut: F, done: D) -> tokio::task::JoinHandle<()>
+pub fn spawn_settled<F, D>(spawner: &Spawner, fut: F, done: D) -> Task
 where
   F: Future<Output = Outcome> + Send + 'static,
   D: FnOnce(Outcome) + Send + 'static,
 {
   let mut guard = Settle(Some(done));
-  runtime::runtime().spawn(async move {
+  spawner.spawn(async move {
     let outcome = AssertUnwindSafe(fut)
       .catch_unwind()
       .await

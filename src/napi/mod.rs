@@ -6,6 +6,7 @@
 mod admin;
 mod events;
 mod faces;
+mod io;
 mod key;
 mod memory;
 mod options;
@@ -28,8 +29,12 @@ use slots::Slots;
 /// A weak threadsafe function: it wakes the JS thread but never keeps its loop alive.
 struct TsfnWake(ThreadsafeFunction<(), (), (), Status, false, true>);
 
+/// Wake-ups sent to JS threads so far (see `wake_count`).
+static WAKES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Wake for TsfnWake {
   fn wake(&self) {
+    WAKES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // NonBlocking never waits; a closing environment just drops the wake-up.
     let _ = self.0.call((), ThreadsafeFunctionCallMode::NonBlocking);
   }
@@ -138,6 +143,20 @@ pub fn init<'e>(
   Ok(out)
 }
 
+/// How many times another thread has woken a JS thread of this process: a request whose
+/// socket the JS thread drives should not add to it (tests check that).
+#[napi]
+pub fn wake_count() -> f64 {
+  WAKES.load(std::sync::atomic::Ordering::Relaxed) as f64
+}
+
+/// Whether Redis nodes get sockets the JS thread drives (the default); `OXLOCK_IO=thread`
+/// keeps every connection on the I/O thread (for comparisons).
+fn js_io_enabled() -> bool {
+  static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+  *ON.get_or_init(|| std::env::var("OXLOCK_IO").map_or(true, |v| v != "thread"))
+}
+
 /// What the JS layer needs of a new manager.
 #[napi(object)]
 pub struct ManagerInfo {
@@ -187,7 +206,7 @@ pub fn create(
     let manager = match &cfg.backend {
       Backend::InMemory(m) => Manager::Memory(MemoryManager::new(m, inbox)),
       Backend::Redis(r) => {
-        let store = crate::redis::connect(r)?;
+        let store = crate::redis::connect(r, js_io_enabled().then_some(&*inbox))?;
         let bound = crate::redis::destroy_bound(r);
         Manager::Remote(RemoteManager::new(store, r.retry, inbox, bound))
       }
@@ -255,7 +274,11 @@ pub fn destroy(handle: f64) -> f64 {
       m.destroy();
       0.0
     }
-    Some(Manager::Remote(r)) => r.destroy().as_f64(),
+    Some(Manager::Remote(r)) => {
+      let req = r.destroy().as_f64();
+      io::run_tasks();
+      req
+    }
     Some(Manager::Face(c)) => {
       c.close();
       0.0
@@ -294,6 +317,8 @@ pub fn is_locked(env: &Env, handle: f64, key: Unknown) -> Result<bool, ErrorKind
 /// in-memory waiters, outcomes of remote requests), as objects.
 #[napi(catch_unwind)]
 pub fn drain(context: f64) -> Vec<events::NativeEvent> {
+  // What woke this thread may be a local task (a timer, a notification from elsewhere).
+  io::run_tasks();
   with_local(|l, _| l.inboxes.get(context as usize).map(|i| i.drain()))
     .flatten()
     .unwrap_or_default()

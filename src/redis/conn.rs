@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::cluster::ClusterConn;
+use super::js_conn::JsConn;
 use super::sentinel::{SentinelConn, Sentinels};
 
 /// How to reach the node (for connections of its own, such as the subscriber's).
@@ -69,6 +70,8 @@ impl Source {
 #[derive(Clone)]
 pub enum Conn {
   Direct(ConnectionManager),
+  /// A plain host and port on a socket the JS thread drives.
+  Js(JsConn),
   Sentinel(SentinelConn),
   Cluster(ClusterConn),
 }
@@ -85,6 +88,7 @@ impl ConnectionLike for Conn {
   fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
     match self {
       Conn::Direct(c) => c.req_packed_command(cmd),
+      Conn::Js(c) => c.req_packed_command(cmd),
       Conn::Sentinel(c) => c.req_packed_command(cmd),
       Conn::Cluster(c) => c.req_packed_command(cmd),
     }
@@ -98,6 +102,7 @@ impl ConnectionLike for Conn {
   ) -> RedisFuture<'a, Vec<Value>> {
     match self {
       Conn::Direct(c) => c.req_packed_commands(cmd, offset, count),
+      Conn::Js(c) => c.req_packed_commands(cmd, offset, count),
       Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
       Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
     }
@@ -106,6 +111,7 @@ impl ConnectionLike for Conn {
   fn get_db(&self) -> i64 {
     match self {
       Conn::Direct(c) => c.get_db(),
+      Conn::Js(c) => c.get_db(),
       Conn::Sentinel(c) => c.get_db(),
       Conn::Cluster(c) => c.get_db(),
     }

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod conn;
+mod js_conn;
 mod node;
 mod ops;
 mod redlock;
@@ -24,16 +25,17 @@ pub use subscriber::freed_channel;
 use std::time::Duration;
 
 use crate::config::RedisConfig;
-use crate::core::Error;
+use crate::core::{Error, Inbox};
 
-/// Opens (lazily) a connection to every node of `cfg`.
-pub fn connect(cfg: &RedisConfig) -> Result<Redlock<Node>, Error> {
+/// Opens (lazily) a connection to every node of `cfg`; with `js`, on sockets that JS thread
+/// drives where a node allows it (see `Node::new`).
+pub fn connect(cfg: &RedisConfig, js: Option<&Inbox>) -> Result<Redlock<Node>, Error> {
   let timeout = Duration::from_millis(cfg.node_timeout_ms as u64);
   let connect = Duration::from_millis(cfg.connect_timeout_ms as u64);
   let nodes = cfg
     .nodes
     .iter()
-    .map(|n| Node::new(n, timeout, connect))
+    .map(|n| Node::new(n, timeout, connect, js))
     .collect::<Result<Vec<_>, _>>()?;
   Ok(Redlock::new(nodes, cfg.drift_factor, timeout))
 }

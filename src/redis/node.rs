@@ -13,12 +13,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cluster::ClusterConn;
 use super::conn::{Conn, Source};
+use super::js_conn::JsConn;
 use super::ops::{describe, is_noscript, judge, Op, Reply};
 use super::redlock::{Endpoint, Unwatch};
 use super::sentinel::{SentinelConn, Sentinels};
 use super::subscriber::Subscriber;
 use crate::config::RedisNode;
-use crate::core::{runtime, CauseKind, Error, ErrorKind};
+use crate::core::{runtime, CauseKind, Error, ErrorKind, Inbox, Spawner};
 use crate::remote::{Health, Reporter, WatchState};
 
 struct Job {
@@ -70,6 +71,8 @@ pub struct Node {
   jobs: mpsc::UnboundedSender<Job>,
   /// Jobs queued or on the wire (a release nobody awaits any more included).
   in_flight: Arc<AtomicUsize>,
+  /// Whether the JS thread drives its connection (`JsConn`).
+  on_js_thread: bool,
 }
 
 /// What redis-rs needs of a node's TLS options (a private CA, a client certificate); installs
@@ -105,8 +108,15 @@ pub fn client(cfg: &RedisNode) -> Result<redis::Client, Error> {
 }
 
 impl Node {
-  /// Connects lazily: a node that is down now is retried on every later operation.
-  pub fn new(cfg: &RedisNode, timeout: Duration, connect_timeout: Duration) -> Result<Node, Error> {
+  /// Connects lazily: a node that is down now is retried on every later operation. With
+  /// `js`, a plain host and port gets a connection the JS thread of that inbox drives, and
+  /// the node's own tasks run there.
+  pub fn new(
+    cfg: &RedisNode,
+    timeout: Duration,
+    connect_timeout: Duration,
+    js: Option<&Inbox>,
+  ) -> Result<Node, Error> {
     let config_error = |e: redis::RedisError| {
       Error::new(
         ErrorKind::Config,
@@ -123,6 +133,17 @@ impl Node {
     } else if cfg.cluster.is_some() {
       let c = ClusterConn::new(cfg, timeout, connect_timeout)?;
       (Source::of(cfg, timeout, connect_timeout)?, Conn::Cluster(c))
+    } else if let Some((client, conn)) = js.and_then(|inbox| {
+      let client = client(cfg).ok()?;
+      let conn = JsConn::new(
+        cfg,
+        &client,
+        inbox.io.clone(),
+        connect_timeout.as_millis() as u32,
+      )?;
+      Some((client, conn))
+    }) {
+      (Source::Direct(Box::new(client)), Conn::Js(conn))
     } else {
       let client = client(cfg)?;
       let config = ConnectionManagerConfig::new()
@@ -136,14 +157,37 @@ impl Node {
       };
       (Source::Direct(Box::new(client)), Conn::Direct(conn))
     };
+    let on_js_thread = matches!(conn, Conn::Js(_));
+    let servername = cfg.tls.as_ref().is_some_and(|t| t.servername.is_some())
+      || cfg
+        .cluster
+        .iter()
+        .flatten()
+        .any(|s| s.tls.as_ref().is_some_and(|t| t.servername.is_some()));
+    if servername && !on_js_thread {
+      return Err(Error::new(
+        ErrorKind::Config,
+        format!(
+          "{}: tls.servername is supported on a plain host and port only (not with sentinels or a cluster)",
+          cfg.label
+        ),
+      ));
+    }
     let (jobs, rx) = mpsc::unbounded_channel();
     let health = Health::new(&cfg.label);
-    rt.spawn(write_batches(
+    let spawner = match js {
+      Some(inbox) if on_js_thread => Spawner::Local(inbox.exec.clone()),
+      _ => Spawner::Runtime,
+    };
+    spawner.clone().detach(write_batches(
       rx,
-      jobs.downgrade(),
-      conn,
-      timeout,
-      health.clone(),
+      Writer {
+        again: jobs.downgrade(),
+        conn,
+        timeout,
+        health: health.clone(),
+        spawner,
+      },
     ));
     Ok(Node {
       label: cfg.label.clone(),
@@ -153,6 +197,7 @@ impl Node {
       health,
       jobs,
       in_flight: Arc::new(AtomicUsize::new(0)),
+      on_js_thread,
     })
   }
 }
@@ -160,6 +205,10 @@ impl Node {
 impl Endpoint for Node {
   fn label(&self) -> &str {
     &self.label
+  }
+
+  fn on_js_thread(&self) -> bool {
+    self.on_js_thread
   }
 
   fn idle(&self) -> bool {
@@ -199,21 +248,27 @@ impl Endpoint for Node {
   }
 }
 
-/// Ends when the node is dropped (every sender gone); the connection closes with it.
-async fn write_batches(
-  mut rx: mpsc::UnboundedReceiver<Job>,
+/// What a node's writer and its batches share.
+#[derive(Clone)]
+struct Writer {
   again: mpsc::WeakUnboundedSender<Job>,
   conn: Conn,
   timeout: Duration,
   health: Arc<Health>,
-) {
+  /// Where the writer's tasks run: the JS thread for a `JsConn`.
+  spawner: Spawner,
+}
+
+/// Ends when the node is dropped (every sender gone); the connection closes with it.
+async fn write_batches(mut rx: mpsc::UnboundedReceiver<Job>, w: Writer) {
   while let Some(first) = rx.recv().await {
     // Let every task that is ready run first (tokio would run us next, from its LIFO
-    // slot): what they queue meanwhile joins this write. With nothing else ready this
-    // returns at once, so a lone request is not held back.
+    // slot; the JS thread's executor runs its queue in order): what they queue meanwhile
+    // joins this write. With nothing else ready this returns at once, so a lone request
+    // is not held back.
     tokio::task::yield_now().await;
     let mut batch = vec![first];
-    let most = if conn.batches() { MAX_BATCH } else { 1 };
+    let most = if w.conn.batches() { MAX_BATCH } else { 1 };
     while batch.len() < most {
       match rx.try_recv() {
         Ok(job) => batch.push(job),
@@ -224,42 +279,31 @@ async fn write_batches(
     // reach the server in the order they were queued (a clean-up never overtakes the
     // command it cleans up), which spawned tasks alone would not guarantee. The rest, the
     // wait for the replies, runs as a task of its own.
-    let mut send = Box::pin(send_batch(
-      batch,
-      conn.clone(),
-      timeout,
-      again.clone(),
-      health.clone(),
-    ));
+    let mut send = Box::pin(send_batch(batch, w.clone()));
     if futures_util::poll!(send.as_mut()).is_pending() {
-      tokio::spawn(send);
+      w.spawner.detach(send);
     }
   }
 }
 
-async fn send_batch(
-  batch: Vec<Job>,
-  mut conn: Conn,
-  timeout: Duration,
-  again: mpsc::WeakUnboundedSender<Job>,
-  health: Arc<Health>,
-) {
+async fn send_batch(batch: Vec<Job>, mut w: Writer) {
   let mut pipe = redis::pipe();
   pipe.ignore_errors();
   for job in &batch {
     job.op.write(&mut pipe);
   }
-  let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
+  let timeout = w.timeout;
+  let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut w.conn)).await;
   match replies {
     Ok(Ok(values)) if values.len() == batch.len() => {
-      health.ok();
+      w.health.ok();
       for (mut job, value) in batch.into_iter().zip(values) {
         if is_noscript(&value) {
-          tokio::spawn(run_script(job, conn.clone(), timeout, again.clone()));
+          w.spawner.detach(run_script(job, w.clone()));
         } else {
           let reply = judge(&job.op, &value);
           if matches!(reply, Reply::Failed(..)) {
-            retry_later(&job, &again);
+            retry_later(&job, &w);
           }
           job.answer(reply);
         }
@@ -269,23 +313,23 @@ async fn send_batch(
       batch,
       CauseKind::Server,
       "unexpected reply count".into(),
-      &again,
+      &w,
     ),
     Ok(Err(e)) => {
       let (kind, why) = describe(&e);
-      health.failed(kind, &why);
-      fail_all(batch, kind, why, &again)
+      w.health.failed(kind, &why);
+      fail_all(batch, kind, why, &w)
     }
     Err(_) => {
-      health.failed(CauseKind::Timeout, &no_reply(timeout));
-      fail_all(batch, CauseKind::Timeout, no_reply(timeout), &again)
+      w.health.failed(CauseKind::Timeout, &no_reply(timeout));
+      fail_all(batch, CauseKind::Timeout, no_reply(timeout), &w)
     }
   }
 }
 
 /// A release that could not reach the node goes out again after a pause, while its key
 /// may still hold our token: an unlock sent during a pause or a reconnect is not lost.
-fn retry_later(job: &Job, again: &mpsc::WeakUnboundedSender<Job>) {
+fn retry_later(job: &Job, w: &Writer) {
   let Op::Release {
     retry_until: Some(until),
     ..
@@ -296,10 +340,10 @@ fn retry_later(job: &Job, again: &mpsc::WeakUnboundedSender<Job>) {
   if Instant::now() + RETRY_PAUSE >= *until {
     return;
   }
-  let (op, again) = (job.op.clone(), again.clone());
+  let (op, again) = (job.op.clone(), w.again.clone());
   let in_flight = InFlight(job._in_flight.0.clone());
   in_flight.0.fetch_add(1, Ordering::AcqRel);
-  tokio::spawn(async move {
+  w.spawner.detach(async move {
     tokio::time::sleep(RETRY_PAUSE).await;
     if let Some(tx) = again.upgrade() {
       let _ = tx.send(Job {
@@ -312,20 +356,16 @@ fn retry_later(job: &Job, again: &mpsc::WeakUnboundedSender<Job>) {
 }
 
 /// One script call through redis-rs's EVALSHA-then-load path.
-async fn run_script(
-  mut job: Job,
-  mut conn: Conn,
-  timeout: Duration,
-  again: mpsc::WeakUnboundedSender<Job>,
-) {
+async fn run_script(mut job: Job, mut w: Writer) {
   let Some((script, keys, args)) = job.op.script() else {
     job.answer(Reply::Failed(CauseKind::Server, "NOSCRIPT".into()));
     return;
   };
+  let timeout = w.timeout;
   let fut = async {
     let mut inv = script.prepare_invoke();
     inv.key(keys).arg(args);
-    inv.invoke_async::<Value>(&mut conn).await
+    inv.invoke_async::<Value>(&mut w.conn).await
   };
   let reply = match tokio::time::timeout(timeout, fut).await {
     Ok(Ok(v)) => judge(&job.op, &v),
@@ -336,7 +376,7 @@ async fn run_script(
     Err(_) => Reply::Failed(CauseKind::Timeout, no_reply(timeout)),
   };
   if matches!(reply, Reply::Failed(..)) {
-    retry_later(&job, &again);
+    retry_later(&job, &w);
   }
   job.answer(reply);
 }
@@ -345,9 +385,9 @@ fn no_reply(timeout: Duration) -> String {
   format!("no reply within {} ms", timeout.as_millis())
 }
 
-fn fail_all(batch: Vec<Job>, kind: CauseKind, why: String, again: &mpsc::WeakUnboundedSender<Job>) {
+fn fail_all(batch: Vec<Job>, kind: CauseKind, why: String, w: &Writer) {
   for mut job in batch {
-    retry_later(&job, again);
+    retry_later(&job, w);
     job.answer(Reply::Failed(kind, why.clone()));
   }
 }

@@ -25,6 +25,11 @@ pub trait Endpoint: Send + Sync + 'static {
     true
   }
 
+  /// Whether the JS thread drives the node's connection (see `Store::on_js_thread`).
+  fn on_js_thread(&self) -> bool {
+    false
+  }
+
   /// Where to tell this node's connection failures and recoveries.
   fn set_reporter(&self, _r: crate::remote::Reporter) {}
 

@@ -11,6 +11,10 @@ use crate::remote::{Attempt, KeyWatch, Resources, Store, Validity};
 impl<E: Endpoint> Store for Redlock<E> {
   const MULTI: bool = true;
 
+  fn on_js_thread(&self) -> bool {
+    self.nodes.iter().all(|n| n.on_js_thread())
+  }
+
   async fn try_acquire(&self, key: &Key, token: &str, ttl: Duration) -> Attempt {
     self.acquire(Resources::one(key.clone()), token, ttl).await
   }

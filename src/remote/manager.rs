@@ -1,6 +1,7 @@
 //! A remote lock manager: what one `create({ type: 'redis' })` (or any remote store)
-//! owns. Every request runs as a task on the I/O runtime and ends with exactly one
-//! `Outcome` in the JS thread's inbox, also when its future panics or is dropped.
+//! owns. Every request runs as a task (on the JS thread when the store's sockets are driven
+//! there, else on the I/O runtime) and ends with exactly one `Outcome` in the JS thread's
+//! inbox, also when its future panics or is dropped.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use super::Store;
 use super::StoreEvent;
 use crate::config::RetryPolicy;
 use crate::core::{
-  clock, runtime, task, Error, Event, Inbox, LockId, ManagerId, Outcome, RequestId, Signal,
+  clock, task, Error, Event, Inbox, LockId, ManagerId, Outcome, RequestId, Signal, Spawner, Task,
 };
 
 /// What the N-API layer calls: one object-safe face for managers of every store.
@@ -66,7 +67,7 @@ struct Running {
   cancel: Option<Arc<Cancel>>,
   /// The caller gave up: its outcome is not delivered.
   abandoned: bool,
-  task: Option<tokio::task::JoinHandle<()>>,
+  task: Option<Task>,
 }
 
 /// A lock this manager holds.
@@ -75,7 +76,7 @@ pub(super) struct Held {
   pub token: String,
   pub valid_until: Instant,
   pub expires_at: Instant,
-  pub watcher: Option<tokio::task::AbortHandle>,
+  pub watcher: Option<Task>,
   /// Local handoffs in a row that brought the key to this holder.
   pub handoffs: u32,
 }
@@ -101,7 +102,9 @@ pub struct RemoteManager<S: Store> {
   requests: Mutex<HashMap<RequestId, Running>>,
   /// Releases nobody awaits (a lock given back, a token passed on to nobody): destroy()
   /// waits for them too, so it resolves once every lock is released.
-  background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+  background: Mutex<Vec<Task>>,
+  /// Where its tasks run.
+  pub(super) spawner: Spawner,
   /// How long destroy() waits for running requests to clean up.
   destroy_bound: Duration,
   destroyed: AtomicBool,
@@ -115,6 +118,11 @@ impl<S: Store> RemoteManager<S> {
     destroy_bound: Duration,
   ) -> Arc<Self> {
     let id = ManagerId::next();
+    let spawner = if store.on_js_thread() {
+      Spawner::Local(inbox.exec.clone())
+    } else {
+      Spawner::Runtime
+    };
     let store = Arc::new(store);
     let signals = inbox.clone();
     store.set_reporter(Arc::new(move |e: StoreEvent| {
@@ -143,6 +151,7 @@ impl<S: Store> RemoteManager<S> {
       held: Mutex::new(HashMap::new()),
       requests: Mutex::new(HashMap::new()),
       background: Mutex::new(Vec::new()),
+      spawner,
       destroy_bound,
       destroyed: AtomicBool::new(false),
     })
@@ -172,7 +181,7 @@ impl<S: Store> RemoteManager<S> {
     };
     // Registered before the task can finish, so `finish` always finds it.
     let mut requests = self.requests.lock();
-    let task = task::spawn_settled(fut, move |outcome| me.finish(req, outcome));
+    let task = task::spawn_settled(&self.spawner, fut, move |outcome| me.finish(req, outcome));
     requests.insert(
       req,
       Running {
@@ -250,7 +259,7 @@ impl<S: Store> RemoteManager<S> {
   fn in_background(&self, fut: impl Future<Output = ()> + Send + 'static) {
     let mut bg = self.background.lock();
     bg.retain(|h| !h.is_finished());
-    bg.push(runtime::runtime().spawn(fut));
+    bg.push(self.spawner.spawn(fut));
   }
 }
 
@@ -351,10 +360,11 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
     let (store, bound, me_bg) = (self.store.clone(), self.destroy_bound, self.me.clone());
     self.spawn(None, async move {
       // Each cancelled request takes back what its attempt set, within the bound.
+      let running = running.into_iter().map(Task::join);
       let _ = tokio::time::timeout(bound, futures_util::future::join_all(running)).await;
       // Then the releases they handed to the background.
       if let Some(me) = me_bg.upgrade() {
-        let background: Vec<_> = me.background.lock().drain(..).collect();
+        let background: Vec<_> = me.background.lock().drain(..).map(Task::join).collect();
         let _ = tokio::time::timeout(bound, futures_util::future::join_all(background)).await;
       }
       let releases = held

@@ -40,6 +40,12 @@ pub enum Attempt {
 }
 
 pub trait Store: Send + Sync + 'static {
+  /// Whether every connection of the store is driven by the JS thread (`core::js_io`): the
+  /// manager's tasks then run there too, and a request crosses no thread.
+  fn on_js_thread(&self) -> bool {
+    false
+  }
+
   /// One attempt to take `key` for `ttl` under `token`. A partial success is undone
   /// by the store before it answers anything but `Won`.
   fn try_acquire(

@@ -1,0 +1,94 @@
+// Redis requests on sockets the JS thread drives (src/core/js_io.rs, src/redis/js_conn.rs,
+// lib/sockets.js): a request is written and its reply read on the JS thread, so no other
+// thread has to wake it; replies match their requests in order also after a timeout; a
+// killed server fails what waited on it and a new socket serves the next calls.
+import { test, describe, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+import { create, LockError } from '../index.mjs'
+import { rejectsWith, withTimeout, runNode, since } from './helpers.mjs'
+import { useRedis } from './redis-harness.mjs'
+
+const { native } = createRequire(import.meta.url)('../lib/native.js')
+const CHILD = fileURLToPath(new URL('./fixtures/redis-io-child.mjs', import.meta.url))
+
+const [server] = await useRedis(1)
+const managers = []
+after(() => withTimeout(Promise.all(managers.map((m) => m.destroy())), 15000, 'destroying the managers'))
+
+function mk(lockOptions = {}, connection = { host: '127.0.0.1', port: server.port }) {
+  const m = create({ type: 'redis', connection, lockOptions })
+  managers.push(m)
+  return m
+}
+
+let n = 0
+const key = (what) => `oxlock:io:${what}:${++n}`
+
+describe('Redis I/O on the JS thread', { timeout: 60000 }, () => {
+  test('a: 200 sequential lock + unlock cycles wake the JS thread from no other thread', async () => {
+    const m = mk()
+    for (let i = 0; i < 5; i++) await (await m.lock(key('warm'), 5000)).unlock()
+    const before = native.wakeCount()
+    for (let i = 0; i < 200; i++) await (await m.lock(key('seq'), 5000)).unlock()
+    const wakes = native.wakeCount() - before
+    // A stray timer may fire; one wake-up per request would be 400.
+    assert.ok(wakes <= 10, `${wakes} wake-ups for 400 requests`)
+  })
+
+  test('b: the same cycles with OXLOCK_IO=thread wake it on every request (so a above can fail)', async () => {
+    const r = await runNode([CHILD, String(server.port)], { env: { ...process.env, OXLOCK_IO: 'thread' }, killAfter: 20000 })
+    assert.equal(r.code, 0, r.stderr)
+    const wakes = r.lines.find((l) => l.ev === 'wakes')
+    assert.ok(wakes && wakes.n >= 200, `${JSON.stringify(wakes)}\n${r.stderr}`)
+  })
+
+  test('c: 512 concurrent locks (replies split over many reads) each get their own answer', async () => {
+    const m = mk()
+    const keys = Array.from({ length: 512 }, (_, i) => key(`burst${i}`))
+    const handles = await withTimeout(Promise.all(keys.map((k) => m.lock(k, 5000))), 10000, '512 locks')
+    const values = await Promise.all(keys.map((k) => server.get(k)))
+    assert.deepEqual(values, handles.map((h) => h.value), 'every key holds the token of its own handle')
+    await Promise.all(handles.map((h) => h.unlock()))
+    assert.deepEqual(await Promise.all(keys.map((k) => server.get(k))), keys.map(() => null))
+  })
+
+  test('d: a paused server: the call times out; the late replies go to nobody, and the next calls get their own', async () => {
+    const m = mk({ retryCount: 0, nodeTimeout: 200 })
+    const held = await m.lock(key('before-pause'), 5000)
+    server.pause()
+    let err
+    try {
+      err = await withTimeout(rejectsWith(m.lock(key('paused'), 5000), LockError, 'E_UNAVAILABLE'), 5000, 'lock() on a paused server')
+    } finally {
+      server.resume()
+    }
+    assert.equal(err.failures[0].kind, 'timeout')
+    // The paused attempt's reply (and its take-back) arrive now; they must not answer these.
+    const k = key('after-pause')
+    const h = await withTimeout(m.lock(k, 5000), 5000, 'lock() after the pause')
+    assert.equal(await server.get(k), h.value)
+    await h.unlock()
+    assert.equal(await server.get(k), null)
+    await held.unlock()
+    assert.equal(await server.get(held.resource), null)
+  })
+
+  test('e: a killed server fails the calls that needed it, and a restarted one serves the next calls on a new socket', async () => {
+    const m = mk({ retryCount: 0, nodeTimeout: 500 })
+    const h = await m.lock(key('before-kill'), 5000)
+    await server.kill()
+    const t0 = Date.now()
+    const err = await withTimeout(rejectsWith(m.lock(key('killed'), 5000), LockError, 'E_UNAVAILABLE'), 5000, 'lock() on a killed server')
+    assert.ok(['closed', 'refused'].includes(err.failures[0].kind), JSON.stringify(err.failures))
+    assert.ok(since(t0) < 2000, `took ${since(t0)} ms`)
+    await server.restart()
+    const k = key('after-restart')
+    const h2 = await withTimeout(m.lock(k, 5000), 5000, 'lock() after the restart')
+    assert.equal(await server.get(k), h2.value)
+    await h2.unlock()
+    await h.unlock() // its key went with the server: nothing to delete, and no error
+  })
+})

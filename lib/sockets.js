@@ -1,0 +1,110 @@
+'use strict'
+
+// The sockets this thread drives for the native core (src/core/js_io.rs): after each call
+// into the addon the core may want a socket opened, bytes written or a socket closed
+// (native.takeIo); what a socket reads, or that it closed, goes straight back
+// (native.ioData / native.ioClosed), and the requests waiting on it finish right there.
+// No reply crosses a thread. Sockets are unref'd: a pending lock() keeps the process alive
+// (lib/native.js), an idle connection does not.
+
+const net = require('node:net')
+const tls = require('node:tls')
+const { native, context, setIoHandler, deliverEvents } = require('./native.js')
+
+const sockets = new Map()
+let scheduled = false
+
+// Writes, opens and closes wanted now, and events the core decided meanwhile.
+function flush() {
+  scheduled = false
+  apply(native.takeIo(context))
+}
+
+function apply(batch) {
+  if (batch == null) return
+  const { ops, data, opens } = batch
+  let d = 0
+  let o = 0
+  for (let i = 0; i < ops.length; i += 2) {
+    const sid = ops[i + 1]
+    if (ops[i] === 0) {
+      const bytes = data[d++]
+      // Gone: the core failed what it carried when it heard the socket closed.
+      sockets.get(sid)?.write(bytes)
+    } else if (ops[i] === 1) open(sid, opens[o++])
+    else {
+      const s = sockets.get(sid)
+      sockets.delete(sid)
+      s?.destroy()
+    }
+  }
+  if (batch.events) deliverEvents()
+}
+
+// After a call that may have queued I/O: at the end of the current job, so that calls
+// made one after the other share one write.
+function schedule() {
+  if (scheduled) return
+  scheduled = true
+  queueMicrotask(flush)
+}
+
+function open(sid, o) {
+  let s
+  if (o.tls) {
+    const t = o.tls
+    s = tls.connect({
+      host: o.host,
+      port: o.port,
+      ca: t.ca ?? undefined,
+      cert: t.cert ?? undefined,
+      key: t.key ?? undefined,
+      rejectUnauthorized: t.rejectUnauthorized,
+      servername: t.servername ?? (net.isIP(o.host) ? undefined : o.host),
+    })
+  } else s = net.connect({ host: o.host, port: o.port })
+  sockets.set(sid, s)
+  s.setNoDelay(true)
+  s.unref()
+  let failure
+  let secured = !o.tls
+  const connected = () => {
+    secured = true
+    s.setTimeout(0)
+  }
+  s.setTimeout(o.connectMs, () => {
+    if (!secured) s.destroy(Object.assign(new Error(`not connected within ${o.connectMs} ms`), { code: 'ETIMEDOUT' }))
+  })
+  s.once(o.tls ? 'secureConnect' : 'connect', connected)
+  s.on('data', (bytes) => {
+    apply(native.ioData(context, sid, bytes))
+  })
+  s.on('error', (e) => {
+    failure ??= e
+  })
+  s.on('close', () => {
+    // Not ours any more: the core closed it and forgot it.
+    if (sockets.get(sid) !== s) return
+    sockets.delete(sid)
+    const [kind, message] = describe(failure, o.tls && !secured)
+    apply(native.ioClosed(context, sid, kind, message))
+  })
+}
+
+// The core's kind of failure (src/core/error.rs CauseKind) and words for it.
+function describe(e, handshaking) {
+  if (e === undefined) return ['closed', 'connection closed by the server']
+  const code = String(e.code ?? '')
+  if (code === 'ECONNREFUSED') return ['refused', 'connection refused']
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return ['dns', `lookup failed (${code})`]
+  if (code === 'ETIMEDOUT') return ['timeout', e.message]
+  if (handshaking || /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED)/.test(code)) {
+    return ['tls', `${e.message}${code ? ` (${code})` : ''}`]
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') return ['closed', 'connection lost']
+  return ['io', e.message]
+}
+
+setIoHandler(flush)
+
+module.exports = { schedule, flush }

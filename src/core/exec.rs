@@ -1,0 +1,259 @@
+//! Where a manager's tasks run. `Spawner::Runtime` is the tokio I/O thread; `Spawner::Local`
+//! is the JS thread that owns the manager: its tasks are polled inside that thread's calls
+//! into the addon (`LocalExec::run`), so a request whose socket the JS thread drives
+//! (`js_io`) never crosses a thread. A task woken from another thread (a tokio timer, a
+//! pub/sub notification) is queued and the JS thread is woken once to run it.
+//!
+//! tokio's timers, sync types and sockets still work in a local task: `run` enters the I/O
+//! runtime's context, and their wake-ups reach the task through its waker.
+
+use futures_util::future::{AbortHandle, Abortable, BoxFuture};
+use futures_util::task::{waker_ref, ArcWake};
+use futures_util::FutureExt;
+use parking_lot::Mutex;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use super::{runtime, Wake};
+
+/// Where tasks run.
+#[derive(Clone)]
+pub enum Spawner {
+  Runtime,
+  Local(Arc<LocalExec>),
+}
+
+impl Spawner {
+  /// Runs `fut` to completion (or until aborted).
+  pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> Task {
+    let (abort, reg) = AbortHandle::new_pair();
+    let done = Arc::new(Done::default());
+    let mark = MarkDone(done.clone());
+    let fut = async move {
+      let _mark = mark;
+      let _ = Abortable::new(fut, reg).await;
+    };
+    match self {
+      Spawner::Runtime => drop(runtime::runtime().spawn(fut)),
+      Spawner::Local(exec) => exec.spawn(Box::pin(fut)),
+    }
+    Task { abort, done }
+  }
+}
+
+impl Spawner {
+  /// Runs `fut` to completion, with no handle to abort or await it (cheaper).
+  pub fn detach(&self, fut: impl Future<Output = ()> + Send + 'static) {
+    match self {
+      Spawner::Runtime => drop(runtime::runtime().spawn(fut)),
+      Spawner::Local(exec) => exec.spawn(Box::pin(fut)),
+    }
+  }
+}
+
+/// A spawned task: it can be aborted (its future is dropped where it runs) and awaited.
+pub struct Task {
+  abort: AbortHandle,
+  done: Arc<Done>,
+}
+
+impl Task {
+  pub fn abort(&self) {
+    self.abort.abort();
+  }
+
+  pub fn is_finished(&self) -> bool {
+    self.done.flag.load(Ordering::Acquire)
+  }
+
+  /// Resolves once the task finished, was aborted, or was dropped by its executor.
+  pub async fn join(self) {
+    loop {
+      let notified = self.done.notify.notified();
+      tokio::pin!(notified);
+      notified.as_mut().enable();
+      if self.is_finished() {
+        return;
+      }
+      notified.await;
+    }
+  }
+}
+
+#[derive(Default)]
+struct Done {
+  flag: AtomicBool,
+  notify: tokio::sync::Notify,
+}
+
+struct MarkDone(Arc<Done>);
+
+impl Drop for MarkDone {
+  fn drop(&mut self) {
+    self.0.flag.store(true, Ordering::Release);
+    self.0.notify.notify_waiters();
+  }
+}
+
+thread_local! {
+  /// This thread's tag (see `LocalExec::owner`).
+  static TAG: u64 = {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+  };
+  /// Set while a `LocalExec` runs on this thread.
+  static RUNNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A number that tells this thread from every other.
+pub fn thread_tag() -> u64 {
+  TAG.with(|t| *t)
+}
+
+/// Whether a local executor is running its tasks on this thread right now: the JS side
+/// reads what they produce as soon as the call returns, so nothing needs waking.
+pub fn running_here() -> bool {
+  RUNNING.with(Cell::get)
+}
+
+/// The tasks of one JS thread's module instance.
+pub struct LocalExec {
+  /// The owning thread's tag: a wake-up from it needs no wake-up call, since every call
+  /// into the addon that can wake a task runs the queue before it returns.
+  owner: u64,
+  ready: Mutex<VecDeque<Arc<LocalTask>>>,
+  waker: Arc<dyn Wake>,
+  me: Weak<LocalExec>,
+}
+
+struct LocalTask {
+  fut: Mutex<Option<BoxFuture<'static, ()>>>,
+  queued: AtomicBool,
+  exec: Weak<LocalExec>,
+}
+
+impl ArcWake for LocalTask {
+  fn wake_by_ref(task: &Arc<Self>) {
+    if task.queued.swap(true, Ordering::AcqRel) {
+      return;
+    }
+    if let Some(exec) = task.exec.upgrade() {
+      exec.enqueue(task.clone());
+    }
+  }
+}
+
+impl LocalExec {
+  /// An executor for the calling JS thread; `waker` makes that thread call `run` soon.
+  pub fn new(waker: Arc<dyn Wake>) -> Arc<LocalExec> {
+    Arc::new_cyclic(|me| LocalExec {
+      owner: thread_tag(),
+      ready: Mutex::new(VecDeque::new()),
+      waker,
+      me: me.clone(),
+    })
+  }
+
+  fn spawn(&self, fut: BoxFuture<'static, ()>) {
+    let task = Arc::new(LocalTask {
+      fut: Mutex::new(Some(fut)),
+      queued: AtomicBool::new(true),
+      exec: self.me.clone(),
+    });
+    self.enqueue(task);
+  }
+
+  fn enqueue(&self, task: Arc<LocalTask>) {
+    let first = {
+      let mut q = self.ready.lock();
+      q.push_back(task);
+      q.len() == 1
+    };
+    if first && thread_tag() != self.owner {
+      self.waker.wake();
+    }
+  }
+
+  /// Polls every ready task (those they wake included) until none is ready. Only the
+  /// owning thread calls it. A task that panics is dropped (a request's own guard settles
+  /// it as `E_INTERNAL`); the others go on.
+  pub fn run(&self) {
+    if RUNNING.with(|r| r.replace(true)) {
+      return; // already running further up this thread's stack
+    }
+    let _rt = runtime::runtime().enter();
+    loop {
+      // Popped apart from the loop: a guard in a `while let` would live through the poll.
+      let next = self.ready.lock().pop_front();
+      let Some(task) = next else { break };
+      task.queued.store(false, Ordering::Release);
+      let waker = waker_ref(&task);
+      let mut cx = Context::from_waker(&waker);
+      let mut slot = task.fut.lock();
+      let Some(fut) = slot.as_mut() else { continue };
+      match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll_unpin(&mut cx))) {
+        Ok(Poll::Pending) => {}
+        Ok(Poll::Ready(())) | Err(_) => *slot = None,
+      }
+    }
+    RUNNING.with(|r| r.set(false));
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::sync::atomic::AtomicUsize;
+
+  #[derive(Default)]
+  struct Count(AtomicUsize);
+  impl Wake for Count {
+    fn wake(&self) {
+      self.0.fetch_add(1, Ordering::SeqCst);
+    }
+  }
+
+  #[test]
+  fn local_tasks_run_on_the_owner_and_a_wake_from_elsewhere_wakes_it_once() {
+    let wakes = Arc::new(Count::default());
+    let exec = LocalExec::new(wakes.clone());
+    let spawner = Spawner::Local(exec.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<u32>();
+    let task = spawner.spawn(async move {
+      let v = rx.await.unwrap();
+      let _ = done_tx.send(v + 1);
+    });
+    // Spawned on the owning thread: queued, nothing woken, run by the next `run`.
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+    exec.run();
+    assert!(!task.is_finished());
+    // Woken from another thread: one wake-up, and the task finishes at the next `run`.
+    std::thread::spawn(move || tx.send(41).unwrap())
+      .join()
+      .unwrap();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    exec.run();
+    assert_eq!(done_rx.try_recv().unwrap(), 42);
+    assert!(task.is_finished());
+  }
+
+  #[test]
+  fn an_aborted_or_panicking_task_is_dropped_and_counts_as_finished() {
+    let exec = LocalExec::new(Arc::new(Count::default()));
+    let spawner = Spawner::Local(exec.clone());
+    let pending = spawner.spawn(std::future::pending());
+    let panics = spawner.spawn(async { panic!("boom") });
+    exec.run();
+    assert!(panics.is_finished());
+    assert!(!pending.is_finished());
+    pending.abort();
+    exec.run();
+    assert!(pending.is_finished());
+  }
+}

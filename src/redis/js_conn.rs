@@ -1,0 +1,389 @@
+//! A node's command connection on a socket the JS thread drives (`core::js_io`): requests
+//! are RESP bytes handed to the socket when the call into the addon returns, and replies
+//! are parsed (by redis-rs) in the JS thread's `data` callback, which resolves the waiting
+//! request there: no thread wake-up either way. Replies come in request order, so each
+//! request waits in one FIFO queue. It connects when a request needs it, sends `AUTH` and
+//! `SELECT` first, and a closed socket fails what waited and is opened again by the next
+//! request. Timeouts are the caller's (`node::send_batch`).
+
+use parking_lot::Mutex;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use tokio::sync::oneshot;
+
+use crate::config::RedisNode;
+use crate::core::js_io::{Io, SocketId, Stream, Target, TlsOptions};
+use crate::core::CauseKind;
+
+/// A node's connection (clones share it).
+#[derive(Clone)]
+pub struct JsConn(Arc<Shared>);
+
+struct Shared {
+  io: Arc<Io>,
+  target: Target,
+  /// `AUTH` and `SELECT`, packed, and how many replies they get.
+  hello: (Vec<u8>, usize),
+  db: i64,
+  state: Mutex<State>,
+  me: Weak<Shared>,
+}
+
+#[derive(Default)]
+struct State {
+  sid: Option<SocketId>,
+  waiting: VecDeque<Waiter>,
+  unread: Vec<u8>,
+  /// Replies of `AUTH`/`SELECT` still to come: until then requests wait in `held`, as
+  /// redis-rs's do, so nothing runs on a connection the server did not accept.
+  hello_left: usize,
+  held: Vec<u8>,
+}
+
+/// A request waiting for its replies: `want` in all, the first `skip` of them dropped.
+struct Waiter {
+  want: usize,
+  skip: usize,
+  got: Vec<Value>,
+  /// None: a reply of the connection's own `AUTH`/`SELECT`.
+  tx: Option<oneshot::Sender<RedisResult<Vec<Value>>>>,
+}
+
+impl JsConn {
+  /// The connection of `cfg` on `io`, or None when the node is not a plain host and port
+  /// (a Unix socket: it stays on redis-rs).
+  pub fn new(
+    cfg: &RedisNode,
+    client: &redis::Client,
+    io: Arc<Io>,
+    connect_ms: u32,
+  ) -> Option<Self> {
+    let info = client.get_connection_info();
+    let (host, port, tls) = match info.addr() {
+      redis::ConnectionAddr::Tcp(h, p) => (h.clone(), *p, None),
+      redis::ConnectionAddr::TcpTls {
+        host,
+        port,
+        insecure,
+        ..
+      } => {
+        let t = cfg.tls.clone().unwrap_or_default();
+        let tls = TlsOptions {
+          ca: t.ca,
+          cert: t.cert,
+          key: t.key,
+          reject_unauthorized: !(*insecure || t.insecure),
+          servername: t.servername,
+        };
+        (host.clone(), *port, Some(tls))
+      }
+      _ => return None,
+    };
+    let settings = info.redis_settings();
+    let mut hello = redis::pipe();
+    if let Some(password) = settings.password() {
+      let auth = hello.cmd("AUTH");
+      if let Some(user) = settings.username() {
+        auth.arg(user);
+      }
+      auth.arg(password);
+    }
+    if settings.db() != 0 {
+      hello.cmd("SELECT").arg(settings.db());
+    }
+    let target = Target {
+      host: host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string(),
+      port,
+      tls,
+      connect_ms,
+    };
+    Some(JsConn(Arc::new_cyclic(|me| Shared {
+      io,
+      target,
+      hello: (hello.get_packed_pipeline(), hello.len()),
+      db: settings.db(),
+      state: Mutex::new(State::default()),
+      me: me.clone(),
+    })))
+  }
+
+  fn send(
+    &self,
+    bytes: &[u8],
+    want: usize,
+    skip: usize,
+  ) -> oneshot::Receiver<RedisResult<Vec<Value>>> {
+    let (tx, rx) = oneshot::channel();
+    let s = &self.0;
+    let mut st = s.state.lock();
+    let sid = match st.sid {
+      Some(sid) => sid,
+      None => {
+        let me: Weak<dyn Stream> = s.me.clone();
+        let sid = s.io.open(me, s.target.clone());
+        st.sid = Some(sid);
+        st.unread.clear();
+        st.held.clear();
+        st.hello_left = s.hello.1;
+        if s.hello.1 > 0 {
+          s.io.write(sid, &s.hello.0);
+          for _ in 0..s.hello.1 {
+            st.waiting.push_back(Waiter {
+              want: 1,
+              skip: 1,
+              got: Vec::new(),
+              tx: None,
+            });
+          }
+        }
+        sid
+      }
+    };
+    if st.hello_left > 0 {
+      st.held.extend_from_slice(bytes);
+    } else {
+      s.io.write(sid, bytes);
+    }
+    st.waiting.push_back(Waiter {
+      want,
+      skip,
+      got: Vec::with_capacity(want - skip),
+      tx: Some(tx),
+    });
+    rx
+  }
+}
+
+async fn answer(rx: oneshot::Receiver<RedisResult<Vec<Value>>>) -> RedisResult<Vec<Value>> {
+  rx.await
+    .unwrap_or_else(|_| Err(closed_error(CauseKind::Closed, "connection closed")))
+}
+
+impl ConnectionLike for JsConn {
+  fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+    let rx = self.send(&cmd.get_packed_command(), 1, 0);
+    Box::pin(async move {
+      let mut values = answer(rx).await?;
+      values.pop().unwrap_or(Value::Nil).extract_error()
+    })
+  }
+
+  fn req_packed_commands<'a>(
+    &'a mut self,
+    cmd: &'a Pipeline,
+    offset: usize,
+    count: usize,
+  ) -> RedisFuture<'a, Vec<Value>> {
+    let rx = self.send(&cmd.get_packed_pipeline(), offset + count, offset);
+    Box::pin(answer(rx))
+  }
+
+  fn get_db(&self) -> i64 {
+    self.0.db
+  }
+}
+
+/// An error redis-rs would have given for the same failure, so `ops::describe` reads both
+/// kinds of connection alike.
+fn closed_error(kind: CauseKind, message: &str) -> RedisError {
+  use std::io::{Error, ErrorKind};
+  let io = |k: ErrorKind| RedisError::from(Error::new(k, message.to_string()));
+  match kind {
+    CauseKind::Refused => io(ErrorKind::ConnectionRefused),
+    CauseKind::Timeout => io(ErrorKind::TimedOut),
+    CauseKind::Closed => io(ErrorKind::ConnectionReset),
+    CauseKind::Dns => RedisError::from((
+      redis::ErrorKind::Io,
+      "failed to lookup address",
+      message.to_string(),
+    )),
+    CauseKind::Tls => RedisError::from((redis::ErrorKind::Io, "TLS", message.to_string())),
+    _ => io(ErrorKind::Other),
+  }
+}
+
+impl Shared {
+  /// Fails everything waiting and forgets the socket (closing it, unless it is gone).
+  fn fail_all(&self, st: &mut State, err: impl Fn() -> RedisError, close: bool) {
+    if let (Some(sid), true) = (st.sid.take(), close) {
+      self.io.close(sid);
+    }
+    st.unread.clear();
+    st.held.clear();
+    st.hello_left = 0;
+    for w in st.waiting.drain(..) {
+      if let Some(tx) = w.tx {
+        let _ = tx.send(Err(err()));
+      }
+    }
+  }
+}
+
+impl Stream for Shared {
+  fn data(&self, sid: SocketId, bytes: &[u8]) {
+    let mut guard = self.state.lock();
+    let st = &mut *guard;
+    if st.sid != Some(sid) {
+      return;
+    }
+    st.unread.extend_from_slice(bytes);
+    let mut at = 0;
+    let failed = loop {
+      let n = match frame_len(&st.unread[at..]) {
+        Ok(Some(n)) => n,
+        Ok(None) => break None,
+        Err(()) => {
+          break Some(closed_error(
+            CauseKind::Closed,
+            "protocol error: not a RESP reply",
+          ))
+        }
+      };
+      let value = redis::parse_redis_value(&st.unread[at..at + n]);
+      at += n;
+      let Ok(value) = value else {
+        break Some(closed_error(
+          CauseKind::Closed,
+          "protocol error: unreadable reply",
+        ));
+      };
+      let Some(w) = st.waiting.front_mut() else {
+        break Some(closed_error(
+          CauseKind::Closed,
+          "protocol error: a reply nobody asked for",
+        ));
+      };
+      if w.tx.is_none() {
+        // The connection's own AUTH or SELECT: refused, nothing on it can work.
+        if let Value::ServerError(e) = value {
+          let e = RedisError::from(e);
+          // AUTH goes first when there is one: refused, it is a credentials problem.
+          let auth = st.hello_left == self.hello.1 && (self.hello.1 == 2 || self.db == 0);
+          let kind = if auth {
+            redis::ErrorKind::AuthenticationFailed
+          } else {
+            e.kind()
+          };
+          break Some(RedisError::from((
+            kind,
+            "connection setup refused",
+            e.to_string(),
+          )));
+        }
+        st.waiting.pop_front();
+        st.hello_left -= 1;
+        if st.hello_left == 0 && !st.held.is_empty() {
+          self.io.write(sid, &std::mem::take(&mut st.held));
+        }
+        continue;
+      }
+      if w.skip > 0 {
+        w.skip -= 1;
+        w.want -= 1;
+      } else {
+        w.got.push(value);
+      }
+      if w.got.len() == w.want {
+        if let Some(Waiter {
+          tx: Some(tx), got, ..
+        }) = st.waiting.pop_front()
+        {
+          let _ = tx.send(Ok(got));
+        }
+      }
+    };
+    match failed {
+      None => drop(st.unread.drain(..at)),
+      Some(e) => {
+        let (kind, text) = (e.kind(), e.to_string());
+        let again = move || RedisError::from((kind, "connection failed", text.clone()));
+        self.fail_all(st, again, true);
+      }
+    }
+  }
+
+  fn closed(&self, sid: SocketId, kind: CauseKind, message: &str) {
+    let mut st = self.state.lock();
+    if st.sid == Some(sid) {
+      self.fail_all(&mut st, || closed_error(kind, message), false);
+    }
+  }
+}
+
+impl Drop for Shared {
+  fn drop(&mut self) {
+    if let Some(sid) = self.state.get_mut().sid.take() {
+      self.io.close(sid);
+    }
+  }
+}
+
+/// The length of the first whole RESP value of `buf`: None while it is incomplete, Err
+/// when `buf` is not RESP.
+fn frame_len(buf: &[u8]) -> Result<Option<usize>, ()> {
+  let (mut at, mut need) = (0usize, 1usize);
+  while need > 0 {
+    let Some(&kind) = buf.get(at) else {
+      return Ok(None);
+    };
+    let Some(eol) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+      return Ok(None);
+    };
+    let line = &buf[at + 1..at + eol];
+    let next = at + eol + 2;
+    need -= 1;
+    match kind {
+      b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => at = next,
+      b'$' | b'!' | b'=' => {
+        let n = number(line)?;
+        at = if n < 0 { next } else { next + n as usize + 2 };
+      }
+      b'*' | b'~' | b'>' | b'%' => {
+        let n = number(line)?;
+        need += if n < 0 {
+          0
+        } else if kind == b'%' {
+          2 * n as usize
+        } else {
+          n as usize
+        };
+        at = next;
+      }
+      _ => return Err(()),
+    }
+  }
+  Ok((at <= buf.len()).then_some(at))
+}
+
+fn number(line: &[u8]) -> Result<i64, ()> {
+  std::str::from_utf8(line)
+    .ok()
+    .and_then(|s| s.parse().ok())
+    .ok_or(())
+}
+
+#[cfg(test)]
+mod tests {
+  use super::frame_len;
+
+  #[test]
+  fn frames() {
+    assert_eq!(frame_len(b"+OK\r\n"), Ok(Some(5)));
+    assert_eq!(frame_len(b"+OK\r"), Ok(None));
+    assert_eq!(frame_len(b":12\r\n:1"), Ok(Some(5)));
+    assert_eq!(frame_len(b"$3\r\nabc\r\n"), Ok(Some(9)));
+    assert_eq!(frame_len(b"$3\r\nab"), Ok(None));
+    assert_eq!(frame_len(b"$-1\r\n"), Ok(Some(5)));
+    assert_eq!(frame_len(b"*2\r\n:1\r\n$1\r\nx\r\n+"), Ok(Some(15)));
+    assert_eq!(frame_len(b"*2\r\n:1\r\n"), Ok(None));
+    assert_eq!(frame_len(b"*-1\r\n"), Ok(Some(5)));
+    assert_eq!(frame_len(b"*0\r\n"), Ok(Some(4)));
+    assert_eq!(frame_len(b"-ERR x\r\n"), Ok(Some(8)));
+    assert_eq!(frame_len(b"?\r\n"), Err(()));
+  }
+}
