@@ -36,6 +36,9 @@ export interface RedisTls {
   key?: string | Uint8Array
   /** `false` skips certificate and host name checks (tests only). Default true. */
   rejectUnauthorized?: boolean
+  /** The name the server's certificate must carry (and the SNI sent), when it is not the
+   * host connected to. A plain host and port only: not with `sentinels` or `cluster`. */
+  servername?: string
 }
 
 /** node-redlock's options, plus the timeouts the Redlock spec asks for. */
@@ -68,7 +71,7 @@ export type PostgresConnection =
       password?: string
       /** Default: the user's name. */
       database?: string
-      /** `true` (system roots) or `{ ca, cert, key, rejectUnauthorized }`. Default false. */
+      /** `true` (system roots) or `{ ca, cert, key, rejectUnauthorized, servername }`. Default false. */
       ssl?: boolean | RedisTls
     }
 

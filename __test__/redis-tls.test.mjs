@@ -156,9 +156,28 @@ describe('mutual TLS, host names and rejectUnauthorized', { timeout: 30000 }, ()
     await lockUnlock({ host, port: server.port, tls: { rejectUnauthorized: false } })
   })
 
-  test('i: tls fields are checked: a wrong type names the field; an unknown one (servername) is refused', () => {
+  test('i: tls fields are checked: a wrong type names the field; servername only where the JS thread drives the socket', () => {
     assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { ca: 42 } } }), (e) => e instanceof TypeError && e.code === 'E_CONFIG' && /connection\.tls\.ca/.test(e.message))
     assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { cert: certs.clientCertPem } } }), (e) => e instanceof ConfigError && /cert and key go together/.test(e.message))
-    assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { servername: 'x' } } }), (e) => e instanceof ConfigError && /connection\.tls\.servername/.test(e.message))
+    assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { servername: 42 } } }), (e) => e instanceof TypeError && /connection\.tls\.servername/.test(e.message))
+    assert.throws(() => create({ type: 'redis', connection: { host, port: server.port, tls: { servername: '' } } }), (e) => e instanceof TypeError && /connection\.tls\.servername/.test(e.message))
+    assert.throws(
+      () => create({ type: 'redis', connection: { sentinels: [{ host, port: 1 }], name: 'm', tls: { ca: certs.caPem, servername: 'x.example' } } }),
+      (e) => e instanceof ConfigError && /servername is supported on a plain host and port only/.test(e.message),
+    )
+  })
+
+  test('j: servername: the name the certificate must carry when it is not the host connected to', async () => {
+    const other = await startRedisTls(certs.wrongName)
+    try {
+      // 127.0.0.1 is not in the certificate; the name given is.
+      await lockUnlock({ host, port: other.port, tls: { ca: certs.caPem, servername: certs.wrongName.servername } }, other)
+      const m = mk({ host, port: other.port, tls: { ca: certs.caPem, servername: 'not-this.example' } }, { retryCount: 0 })
+      const err = await withTimeout(rejectsWith(m.lock(key('servername'), 5000), LockError, 'E_UNAVAILABLE'), 10000, 'lock() with a servername the certificate lacks')
+      assert.equal(err.failures[0].kind, 'tls')
+      assert.ok(err.causes.some((c) => /not-this\.example/.test(c)), JSON.stringify(err.causes))
+    } finally {
+      await other.kill()
+    }
   })
 })
