@@ -26,6 +26,9 @@ function createNative(options, expected) {
     return native.create(context, options === undefined ? {} : options, expected)
   } catch (e) {
     throw fromNative(e)
+  } finally {
+    // A new manager's tasks (its connections' writers) start at the next flush.
+    schedule()
   }
 }
 

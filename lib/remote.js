@@ -25,9 +25,10 @@ class RemoteLock extends LockManager {
     let req
     try {
       req = native.remoteLockAll(this._handle, keys, ttl)
-      schedule()
     } catch (e) {
       throw fromNative(e)
+    } finally {
+      schedule()
     }
     return this._request(req, { key: keys, signal }, (e, resolve, reject) => {
       if (e.kind === 'locked') resolve(mintRemoteHandle(this, keys, e))

@@ -123,10 +123,15 @@ pub fn running_here() -> bool {
 
 /// The tasks of one JS thread's module instance.
 pub struct LocalExec {
-  /// The owning thread's tag: a wake-up from it needs no wake-up call, since every call
-  /// into the addon that can wake a task runs the queue before it returns.
+  /// The owning thread's tag: a wake-up from it needs no wake-up call, since the JS side
+  /// follows every call into the addon that can wake a task with `takeIo`, which runs the
+  /// queue (lib/sockets.js).
   owner: u64,
   ready: Mutex<VecDeque<Arc<LocalTask>>>,
+  /// A wake-up call is on its way and `run` has not started since: one call is enough for
+  /// any number of tasks woken meanwhile. A flag, not the queue's length, since tasks the
+  /// owner queued may sit there until its next `run`.
+  wake_pending: AtomicBool,
   waker: Arc<dyn Wake>,
   me: Weak<LocalExec>,
 }
@@ -154,6 +159,7 @@ impl LocalExec {
     Arc::new_cyclic(|me| LocalExec {
       owner: thread_tag(),
       ready: Mutex::new(VecDeque::new()),
+      wake_pending: AtomicBool::new(false),
       waker,
       me: me.clone(),
     })
@@ -169,12 +175,8 @@ impl LocalExec {
   }
 
   fn enqueue(&self, task: Arc<LocalTask>) {
-    let first = {
-      let mut q = self.ready.lock();
-      q.push_back(task);
-      q.len() == 1
-    };
-    if first && thread_tag() != self.owner {
+    self.ready.lock().push_back(task);
+    if thread_tag() != self.owner && !self.wake_pending.swap(true, Ordering::AcqRel) {
       self.waker.wake();
     }
   }
@@ -186,6 +188,10 @@ impl LocalExec {
     if RUNNING.with(|r| r.replace(true)) {
       return; // already running further up this thread's stack
     }
+    // Cleared even if a task's drop panics on the way out.
+    let _running = NotRunning;
+    // Before the first pop: a task queued from now on gets a wake-up of its own.
+    self.wake_pending.store(false, Ordering::Release);
     let _rt = runtime::runtime().enter();
     loop {
       // Popped apart from the loop: a guard in a `while let` would live through the poll.
@@ -201,6 +207,13 @@ impl LocalExec {
         Ok(Poll::Ready(())) | Err(_) => *slot = None,
       }
     }
+  }
+}
+
+struct NotRunning;
+
+impl Drop for NotRunning {
+  fn drop(&mut self) {
     RUNNING.with(|r| r.set(false));
   }
 }
@@ -241,6 +254,24 @@ mod tests {
     exec.run();
     assert_eq!(done_rx.try_recv().unwrap(), 42);
     assert!(task.is_finished());
+  }
+
+  #[test]
+  fn a_wake_from_elsewhere_wakes_the_owner_even_with_its_own_tasks_queued() {
+    let wakes = Arc::new(Count::default());
+    let exec = LocalExec::new(wakes.clone());
+    let spawner = Spawner::Local(exec.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let waiting = spawner.spawn(async move { rx.await.unwrap() });
+    exec.run();
+    // The owner queues a task and has not run it yet when another thread wakes `waiting`.
+    spawner.detach(async {});
+    std::thread::spawn(move || tx.send(()).unwrap())
+      .join()
+      .unwrap();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    exec.run();
+    assert!(waiting.is_finished());
   }
 
   #[test]

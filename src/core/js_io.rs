@@ -15,8 +15,8 @@ use super::{CauseKind, Wake};
 /// A socket of one `Io`; never reused, so events of a socket closed earlier are ignored.
 pub type SocketId = u32;
 
-/// Node's `tls.connect` options (PEM bytes).
-#[derive(Debug, Clone, Default)]
+/// Node's `tls.connect` options (PEM bytes). No `Debug`: it holds a private key.
+#[derive(Clone, Default)]
 pub struct TlsOptions {
   pub ca: Option<Vec<u8>>,
   pub cert: Option<Vec<u8>>,
@@ -26,7 +26,7 @@ pub struct TlsOptions {
 }
 
 /// Where to connect.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
   pub host: String,
   pub port: u16,
@@ -71,9 +71,14 @@ impl Io {
   fn push(&self, op: IoOp) {
     let first = {
       let mut ops = self.ops.lock();
-      // Writes in a row to one socket go out as one write.
-      if let (IoOp::Write(sid, bytes), Some(IoOp::Write(last, buf))) = (&op, ops.last_mut()) {
-        if sid == last {
+      // All the writes to one socket in a batch go out as one write: appended to its
+      // first. Order holds: its open comes before, and nothing is written after a close.
+      if let IoOp::Write(sid, bytes) = &op {
+        let earlier = ops.iter_mut().find_map(|o| match o {
+          IoOp::Write(s, buf) if s == sid => Some(buf),
+          _ => None,
+        });
+        if let Some(buf) = earlier {
           buf.extend_from_slice(bytes);
           return;
         }

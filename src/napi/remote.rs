@@ -1,12 +1,13 @@
 //! The face of remote stores (Redis today). Requests return an id at once; the outcome
-//! arrives through `drain` as an event with that id. The I/O costs ~100 µs, so plain
-//! arguments are fine here.
+//! arrives through `drain` as an event with that id. A request on the JS thread's own
+//! executor starts at the JS side's next `takeIo` (lib/sockets.js calls it at the end of
+//! the current job), so requests made together share one write per node. The I/O costs
+//! ~100 µs, so plain arguments are fine here.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::sync::Arc;
 
-use super::io::run_tasks;
 use super::{destroyed, key, millis, with_local, Manager};
 use crate::core::ErrorKind;
 use crate::core::{LockId, RequestId};
@@ -25,9 +26,7 @@ fn remote(handle: f64) -> Option<Arc<dyn RemoteApi>> {
 pub fn remote_lock(env: &Env, handle: f64, key: Unknown, ttl_ms: f64) -> Result<f64, ErrorKind> {
   let key: Arc<[u8]> = (&*key::read(env, &key)?).into();
   let m = remote(handle).ok_or_else(destroyed)?;
-  let req = m.lock(key, millis(ttl_ms)).as_f64();
-  run_tasks();
-  Ok(req)
+  Ok(m.lock(key, millis(ttl_ms)).as_f64())
 }
 
 /// Starts one lock request for every key of `keys` (all or nothing); returns its id.
@@ -43,9 +42,9 @@ pub fn remote_lock_all(
     .map(|k| key::read(env, k).map(|k| Arc::<[u8]>::from(&*k)))
     .collect::<Result<Vec<_>, _>>()?;
   let m = remote(handle).ok_or_else(destroyed)?;
-  let req = m.lock_all(keys, millis(ttl_ms));
-  run_tasks();
-  req.map(RequestId::as_f64).map_err(Into::into)
+  m.lock_all(keys, millis(ttl_ms))
+    .map(RequestId::as_f64)
+    .map_err(Into::into)
 }
 
 /// The caller gave up on request `req` (abort): see `RemoteApi::cancel`.
@@ -54,18 +53,15 @@ pub fn remote_cancel(handle: f64, req: f64) {
   if let (Some(m), Some(req)) = (remote(handle), RequestId::from_f64(req)) {
     m.cancel(req);
   }
-  run_tasks();
 }
 
 /// Starts an unlock; returns the request id, or 0 when the manager is gone.
 #[napi(catch_unwind)]
 pub fn remote_unlock(handle: f64, lock_id: f64) -> f64 {
-  let req = match (remote(handle), LockId::from_f64(lock_id)) {
+  match (remote(handle), LockId::from_f64(lock_id)) {
     (Some(m), Some(id)) => m.unlock(id).as_f64(),
     _ => 0.0,
-  };
-  run_tasks();
-  req
+  }
 }
 
 /// Starts an extend and returns the request id, or 0 when refused without I/O because
@@ -73,9 +69,9 @@ pub fn remote_unlock(handle: f64, lock_id: f64) -> f64 {
 #[napi(catch_unwind)]
 pub fn remote_extend(handle: f64, lock_id: f64, ttl_ms: f64) -> Result<f64, ErrorKind> {
   let m = remote(handle).ok_or_else(destroyed)?;
-  let req = LockId::from_f64(lock_id)
-    .and_then(|id| m.extend(id, millis(ttl_ms)))
-    .map_or(0.0, RequestId::as_f64);
-  run_tasks();
-  Ok(req)
+  Ok(
+    LockId::from_f64(lock_id)
+      .and_then(|id| m.extend(id, millis(ttl_ms)))
+      .map_or(0.0, RequestId::as_f64),
+  )
 }
