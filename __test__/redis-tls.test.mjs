@@ -6,6 +6,7 @@
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
+import fs from 'node:fs'
 
 import { create, LockError, ConfigError } from '../index.mjs'
 import { since, rejectsWith, withTimeout, runNode } from './helpers.mjs'
@@ -179,5 +180,19 @@ describe('mutual TLS, host names and rejectUnauthorized', { timeout: 30000 }, ()
     } finally {
       await other.kill()
     }
+  })
+
+  test('k: a client key that does not match its certificate fails that node with kind tls, and a lock made in the same tick on a good node still works', async () => {
+    // Readable PEM, so create() takes it; Node's tls.connect throws on the pair at once.
+    const otherKey = fs.readFileSync(certs.keyFile, 'utf8')
+    const bad = mk({ host, port: server.port, tls: { ca: certs.caPem, cert: certs.clientCertPem, key: otherKey } }, { retryCount: 0 })
+    const good = mk({ host, port: server.port, tls: { ca: certs.caPem } }, { retryCount: 0 })
+    // Both opens go out in one batch: the first throws inside tls.connect.
+    const [b, g] = await withTimeout(Promise.allSettled([bad.lock(key('badkey'), 5000), good.lock(key('goodkey'), 5000)]), 10000, 'a bad key and a good node in one tick')
+    assert.equal(b.status, 'rejected')
+    assert.equal(b.reason.code, 'E_UNAVAILABLE', String(b.reason))
+    assert.equal(b.reason.failures[0].kind, 'tls', JSON.stringify(b.reason.failures))
+    assert.equal(g.status, 'fulfilled', String(g.reason))
+    await g.value.unlock()
   })
 })
