@@ -6,6 +6,7 @@ import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
+import net from 'node:net'
 
 import { create, LockError } from '../index.mjs'
 import { rejectsWith, withTimeout, runNode, since } from './helpers.mjs'
@@ -90,5 +91,38 @@ describe('Redis I/O on the JS thread', { timeout: 60000 }, () => {
     assert.equal(await server.get(k), h2.value)
     await h2.unlock()
     await h.unlock() // its key went with the server: nothing to delete, and no error
+  })
+
+  test('f: a connection that stops answering while the server still does is given up at its timeout: the next call gets a new one', async () => {
+    // A proxy whose connections can go silent one at a time (a half-dead route, a stuck
+    // load balancer): the socket stays open, the server behind it is fine.
+    const links = []
+    const proxy = net.createServer((c) => {
+      const link = { silent: false, c, up: net.connect(server.port, '127.0.0.1') }
+      c.on('data', (b) => link.silent || link.up.write(b))
+      link.up.on('data', (b) => link.silent || c.write(b))
+      for (const s of [c, link.up]) {
+        s.on('error', () => {})
+        s.on('close', () => (c.destroy(), link.up.destroy()))
+      }
+      links.push(link)
+    })
+    await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const m = mk({ retryCount: 0, nodeTimeout: 200 }, { host: '127.0.0.1', port: proxy.address().port })
+      await (await m.lock(key('via-proxy'), 5000)).unlock()
+      assert.equal(links.length, 1)
+      links[0].silent = true
+      const err = await withTimeout(rejectsWith(m.lock(key('silent'), 5000), LockError, 'E_UNAVAILABLE'), 5000, 'lock() on a silent connection')
+      assert.equal(err.failures[0].kind, 'timeout')
+      const k = key('after-silence')
+      const h = await withTimeout(m.lock(k, 5000), 5000, 'lock() after the silent connection')
+      assert.equal(await server.get(k), h.value)
+      await h.unlock()
+      assert.equal(links.length, 2, 'the next call opened a new connection')
+    } finally {
+      for (const l of links) l.c.destroy()
+      proxy.close()
+    }
   })
 })

@@ -82,6 +82,14 @@ impl Conn {
   pub fn batches(&self) -> bool {
     !matches!(self, Conn::Cluster(_))
   }
+
+  /// A request on it went unanswered for the whole node timeout. redis-rs's connections
+  /// handle that themselves; ours is given up and opened again by the next request.
+  pub fn timed_out(&self, why: &str) {
+    if let Conn::Js(c) = self {
+      c.reset(why);
+    }
+  }
 }
 
 impl ConnectionLike for Conn {

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
 
+use super::resp::frame_len;
 use crate::config::RedisNode;
 use crate::core::js_io::{Io, SocketId, Stream, Target, TlsOptions};
 use crate::core::CauseKind;
@@ -159,6 +160,18 @@ impl JsConn {
   }
 }
 
+impl JsConn {
+  /// Gives the connection up after a request on it went unanswered (a paused or unreachable
+  /// server): what waits on it fails, and the next request opens a new socket, so a server
+  /// that never closes the old one cannot keep every later request waiting too.
+  pub fn reset(&self, why: &str) {
+    let mut st = self.0.state.lock();
+    self
+      .0
+      .fail_all(&mut st, || closed_error(CauseKind::Timeout, why), true);
+  }
+}
+
 async fn answer(rx: oneshot::Receiver<RedisResult<Vec<Value>>>) -> RedisResult<Vec<Value>> {
   rx.await
     .unwrap_or_else(|_| Err(closed_error(CauseKind::Closed, "connection closed")))
@@ -224,6 +237,14 @@ impl Shared {
   }
 }
 
+/// Why a connection's bytes end it.
+enum Failure {
+  /// The server sent what is not a reply to us: the connection is lost to us.
+  Protocol(&'static str),
+  /// It refused the connection's own `AUTH` or `SELECT`.
+  Setup(redis::ErrorKind, String),
+}
+
 impl Stream for Shared {
   fn data(&self, sid: SocketId, bytes: &[u8]) {
     let mut guard = self.state.lock();
@@ -237,26 +258,15 @@ impl Stream for Shared {
       let n = match frame_len(&st.unread[at..]) {
         Ok(Some(n)) => n,
         Ok(None) => break None,
-        Err(()) => {
-          break Some(closed_error(
-            CauseKind::Closed,
-            "protocol error: not a RESP reply",
-          ))
-        }
+        Err(()) => break Some(Failure::Protocol("not a RESP reply")),
       };
       let value = redis::parse_redis_value(&st.unread[at..at + n]);
       at += n;
       let Ok(value) = value else {
-        break Some(closed_error(
-          CauseKind::Closed,
-          "protocol error: unreadable reply",
-        ));
+        break Some(Failure::Protocol("unreadable reply"));
       };
       let Some(w) = st.waiting.front_mut() else {
-        break Some(closed_error(
-          CauseKind::Closed,
-          "protocol error: a reply nobody asked for",
-        ));
+        break Some(Failure::Protocol("a reply nobody asked for"));
       };
       if w.tx.is_none() {
         // The connection's own AUTH or SELECT: refused, nothing on it can work.
@@ -269,11 +279,7 @@ impl Stream for Shared {
           } else {
             e.kind()
           };
-          break Some(RedisError::from((
-            kind,
-            "connection setup refused",
-            e.to_string(),
-          )));
+          break Some(Failure::Setup(kind, e.to_string()));
         }
         st.waiting.pop_front();
         st.hello_left -= 1;
@@ -299,9 +305,12 @@ impl Stream for Shared {
     };
     match failed {
       None => drop(st.unread.drain(..at)),
-      Some(e) => {
-        let (kind, text) = (e.kind(), e.to_string());
-        let again = move || RedisError::from((kind, "connection failed", text.clone()));
+      Some(Failure::Protocol(why)) => {
+        let why = format!("protocol error: {why}");
+        self.fail_all(st, || closed_error(CauseKind::Closed, &why), true);
+      }
+      Some(Failure::Setup(kind, text)) => {
+        let again = || RedisError::from((kind, "connection setup refused", text.clone()));
         self.fail_all(st, again, true);
       }
     }
@@ -320,70 +329,5 @@ impl Drop for Shared {
     if let Some(sid) = self.state.get_mut().sid.take() {
       self.io.close(sid);
     }
-  }
-}
-
-/// The length of the first whole RESP value of `buf`: None while it is incomplete, Err
-/// when `buf` is not RESP.
-fn frame_len(buf: &[u8]) -> Result<Option<usize>, ()> {
-  let (mut at, mut need) = (0usize, 1usize);
-  while need > 0 {
-    let Some(&kind) = buf.get(at) else {
-      return Ok(None);
-    };
-    let Some(eol) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
-      return Ok(None);
-    };
-    let line = &buf[at + 1..at + eol];
-    let next = at + eol + 2;
-    need -= 1;
-    match kind {
-      b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => at = next,
-      b'$' | b'!' | b'=' => {
-        let n = number(line)?;
-        at = if n < 0 { next } else { next + n as usize + 2 };
-      }
-      b'*' | b'~' | b'>' | b'%' => {
-        let n = number(line)?;
-        need += if n < 0 {
-          0
-        } else if kind == b'%' {
-          2 * n as usize
-        } else {
-          n as usize
-        };
-        at = next;
-      }
-      _ => return Err(()),
-    }
-  }
-  Ok((at <= buf.len()).then_some(at))
-}
-
-fn number(line: &[u8]) -> Result<i64, ()> {
-  std::str::from_utf8(line)
-    .ok()
-    .and_then(|s| s.parse().ok())
-    .ok_or(())
-}
-
-#[cfg(test)]
-mod tests {
-  use super::frame_len;
-
-  #[test]
-  fn frames() {
-    assert_eq!(frame_len(b"+OK\r\n"), Ok(Some(5)));
-    assert_eq!(frame_len(b"+OK\r"), Ok(None));
-    assert_eq!(frame_len(b":12\r\n:1"), Ok(Some(5)));
-    assert_eq!(frame_len(b"$3\r\nabc\r\n"), Ok(Some(9)));
-    assert_eq!(frame_len(b"$3\r\nab"), Ok(None));
-    assert_eq!(frame_len(b"$-1\r\n"), Ok(Some(5)));
-    assert_eq!(frame_len(b"*2\r\n:1\r\n$1\r\nx\r\n+"), Ok(Some(15)));
-    assert_eq!(frame_len(b"*2\r\n:1\r\n"), Ok(None));
-    assert_eq!(frame_len(b"*-1\r\n"), Ok(Some(5)));
-    assert_eq!(frame_len(b"*0\r\n"), Ok(Some(4)));
-    assert_eq!(frame_len(b"-ERR x\r\n"), Ok(Some(8)));
-    assert_eq!(frame_len(b"?\r\n"), Err(()));
   }
 }

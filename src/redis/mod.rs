@@ -8,6 +8,7 @@ mod js_conn;
 mod node;
 mod ops;
 mod redlock;
+mod resp;
 pub mod scripts;
 mod sentinel;
 mod store;

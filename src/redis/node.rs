@@ -168,7 +168,7 @@ impl Node {
       return Err(Error::new(
         ErrorKind::Config,
         format!(
-          "{}: tls.servername is supported on a plain host and port only (not with sentinels or a cluster)",
+          "{}: tls.servername is supported on a plain host and port only, through Lock.create() (not with sentinels, a cluster, the CLI, a compatibility entry point or OXLOCK_IO=thread)",
           cfg.label
         ),
       ));
@@ -321,6 +321,7 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
       fail_all(batch, kind, why, &w)
     }
     Err(_) => {
+      w.conn.timed_out(&no_reply(timeout));
       w.health.failed(CauseKind::Timeout, &no_reply(timeout));
       fail_all(batch, CauseKind::Timeout, no_reply(timeout), &w)
     }
@@ -373,7 +374,10 @@ async fn run_script(mut job: Job, mut w: Writer) {
       let (kind, why) = describe(&e);
       Reply::Failed(kind, why)
     }
-    Err(_) => Reply::Failed(CauseKind::Timeout, no_reply(timeout)),
+    Err(_) => {
+      w.conn.timed_out(&no_reply(timeout));
+      Reply::Failed(CauseKind::Timeout, no_reply(timeout))
+    }
   };
   if matches!(reply, Reply::Failed(..)) {
     retry_later(&job, &w);
