@@ -71,8 +71,8 @@ export type PostgresConnection =
       password?: string
       /** Default: the user's name. */
       database?: string
-      /** `true` (system roots) or `{ ca, cert, key, rejectUnauthorized, servername }`. Default false. */
-      ssl?: boolean | RedisTls
+      /** `true` (system roots) or `{ ca, cert, key, rejectUnauthorized }`. Default false. */
+      ssl?: boolean | Omit<RedisTls, 'servername'>
     }
 
 /** `type: 'postgres'`: node-redlock's retry names, plus the pool's. */

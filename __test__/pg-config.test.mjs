@@ -58,6 +58,7 @@ describe('bad options and unreachable servers', { timeout: 60000 }, () => {
       [{ connection: { ...ok, port: 0 } }, RangeError, /^connection\.port\b/],
       [{ connection: { ...ok, port: 70000 } }, RangeError, /^connection\.port\b/],
       [{ connection: { ...ok, host: 5 } }, TypeError, /^connection\.host\b/],
+      [{ connection: { ...ok, ssl: { servername: 'db.example' } } }, ConfigError, /^connection\.ssl\.servername\b/],
       [{ connection: { ...ok, password: 5 } }, TypeError, /^connection\.password\b/],
       [{ connection: `redis://u:${PW}@127.0.0.1:1` }, ConfigError, /^connection\b/],
       [{ connection: `postgres://u:${PW}@127.0.0.1:notaport/db` }, ConfigError, /^connection\b/],

@@ -231,7 +231,16 @@ fn database_from_object(m: Obj, path: &str) -> Result<PgDatabase, Error> {
   let tls = match m.get("ssl") {
     None | Some(Value::Bool(false)) => None,
     Some(Value::Bool(true)) => Some(TlsConfig::default()),
-    Some(v @ Value::Object(_)) => Some(tls_from_object(Obj::of(v, "", "")?, &m.field_path("ssl"))?),
+    Some(v @ Value::Object(_)) => {
+      let t = tls_from_object(Obj::of(v, "", "")?, &m.field_path("ssl"))?;
+      if t.servername.is_some() {
+        return Err(config_err(format!(
+          "{}.servername is not supported for PostgreSQL (the host name is checked)",
+          m.field_path("ssl")
+        )));
+      }
+      Some(t)
+    }
     Some(v) => {
       return Err(type_err(
         &m.field_path("ssl"),

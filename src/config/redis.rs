@@ -52,7 +52,7 @@ pub struct RedisNode {
 }
 
 /// TLS beyond the system roots: PEM bytes.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Clone, PartialEq, Default)]
 pub struct TlsConfig {
   pub ca: Option<Vec<u8>>,
   pub cert: Option<Vec<u8>>,
@@ -61,6 +61,19 @@ pub struct TlsConfig {
   pub insecure: bool,
   /// The name the server's certificate must carry, when not the host connected to.
   pub servername: Option<String>,
+}
+
+// By hand: a private key must never reach a log line.
+impl std::fmt::Debug for TlsConfig {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("TlsConfig")
+      .field("ca", &self.ca.as_ref().map(Vec::len))
+      .field("cert", &self.cert.as_ref().map(Vec::len))
+      .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+      .field("insecure", &self.insecure)
+      .field("servername", &self.servername)
+      .finish()
+  }
 }
 
 pub(super) fn parse(src: &Source) -> Result<RedisConfig, Error> {
