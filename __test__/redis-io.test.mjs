@@ -125,4 +125,28 @@ describe('Redis I/O on the JS thread', { timeout: 60000 }, () => {
       proxy.close()
     }
   })
+
+  test('g: 200 calls in one job, sent in several early writes, refusals among them: each gets its own answer', async () => {
+    const m = mk({ retryCount: 0 })
+    const k = key('held')
+    const held = await m.lock(k, 5000)
+    const calls = []
+    for (let i = 0; i < 100; i++) {
+      calls.push(m.lock(k, 5000)) // busy: refused without a retry
+      calls.push(m.lock(key(`free${i}`), 5000))
+    }
+    const results = await withTimeout(Promise.allSettled(calls), 10000, 'every call of the job settles')
+    const busy = results.filter((r, i) => i % 2 === 0)
+    assert.ok(busy.every((r) => r.status === 'rejected' && r.reason.code === 'E_LOCK_BUSY'), JSON.stringify(busy.find((r) => r.status !== 'rejected' || r.reason.code !== 'E_LOCK_BUSY')))
+    const free = results.filter((r, i) => i % 2 === 1)
+    assert.ok(free.every((r) => r.status === 'fulfilled'))
+    await Promise.all(free.map((r) => r.value.unlock()))
+    await held.unlock()
+  })
+
+  test('h: 40 destroy() calls in one job (one of them sent early, decided at once): every one resolves', async () => {
+    const ms = Array.from({ length: 40 }, () => create({ type: 'redis', connection: { host: '127.0.0.1', port: server.port } }))
+    await new Promise((resolve) => setImmediate(resolve))
+    await withTimeout(Promise.all(ms.map((m) => m.destroy())), 5000, 'every destroy() resolves')
+  })
 })

@@ -13,14 +13,21 @@ const { native, context, setIoHandler, deliverEvents } = require('./native.js')
 
 const sockets = new Map()
 let scheduled = false
+// Events an early send (see schedule) found: handed out by the flush at the end of the job.
+let eventsOwed = false
 
 // Writes, opens and closes wanted now, and events the core decided meanwhile.
 function flush() {
   scheduled = false
+  queued = 0
   apply(native.takeIo(context))
+  if (eventsOwed) {
+    eventsOwed = false
+    deliverEvents()
+  }
 }
 
-function apply(batch) {
+function apply(batch, holdEvents = false) {
   if (batch == null) return
   const { ops, data, opens } = batch
   let d = 0
@@ -38,12 +45,28 @@ function apply(batch) {
       s?.destroy()
     }
   }
-  if (batch.events) deliverEvents()
+  if (!batch.events) return
+  if (holdEvents) eventsOwed = true
+  else deliverEvents()
 }
 
+// Requests made since the last flush that send at once rather than at the end of the job.
+// When a read resolves many requests, their callers' next calls run one after the other in
+// this job: sent only at its end, the server would sit idle until then, and this thread
+// while the server answers. Sent a few dozen at a time, both work at once (S4: about 1.8×
+// the throughput of one write per job; fewer per write costs more writes than it saves).
+const EAGER = 32
+let queued = 0
+
 // After a call that may have queued I/O: at the end of the current job, so that calls
-// made one after the other share one write.
+// made one after the other share one write; or now, every EAGER calls.
 function schedule() {
+  if (++queued >= EAGER) {
+    queued = 0
+    // Only the sockets' part: events wait for the flush, since the caller has not yet
+    // registered the request it just made, and a listener must not run inside its call.
+    apply(native.takeIo(context), true)
+  }
   if (scheduled) return
   scheduled = true
   queueMicrotask(flush)
