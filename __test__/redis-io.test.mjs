@@ -1,7 +1,8 @@
 // Redis requests on sockets the JS thread drives (src/core/js_io.rs, src/redis/js_conn.rs,
 // lib/sockets.js): a request is written and its reply read on the JS thread, so no other
-// thread has to wake it; replies match their requests in order also after a timeout; a
-// killed server fails what waited on it and a new socket serves the next calls.
+// thread has to wake it; a timeout on a socket silent all along gives it up, one on a socket
+// not yet answering keeps it; a killed server fails what waited on it and a new socket serves
+// the next calls; calls made together in one job are sent early in groups and each settles.
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
@@ -56,7 +57,7 @@ describe('Redis I/O on the JS thread', { timeout: 60000 }, () => {
     assert.deepEqual(await Promise.all(keys.map((k) => server.get(k))), keys.map(() => null))
   })
 
-  test('d: a paused server: the call times out; the late replies go to nobody, and the next calls get their own', async () => {
+  test('d: a paused server: the call times out and its socket is given up; the next calls, after the pause, get their own replies', async () => {
     const m = mk({ retryCount: 0, nodeTimeout: 200 })
     const held = await m.lock(key('before-pause'), 5000)
     server.pause()
@@ -148,5 +149,47 @@ describe('Redis I/O on the JS thread', { timeout: 60000 }, () => {
     const ms = Array.from({ length: 40 }, () => create({ type: 'redis', connection: { host: '127.0.0.1', port: server.port } }))
     await new Promise((resolve) => setImmediate(resolve))
     await withTimeout(Promise.all(ms.map((m) => m.destroy())), 5000, 'every destroy() resolves')
+  })
+
+  test('i: a socket that has not answered yet (slow to come up) is kept when a request on it times out: the next call uses it', async () => {
+    // The server's first bytes reach the client 700 ms late (a slow route or handshake),
+    // past the node timeout (300 ms) but within the connect timeout.
+    const links = []
+    const proxy = net.createServer((c) => {
+      const up = net.connect(server.port, '127.0.0.1')
+      const opened = Date.now()
+      c.on('data', (b) => up.write(b))
+      up.on('data', (b) => setTimeout(() => c.write(b), Math.max(0, opened + 700 - Date.now())))
+      for (const s of [c, up]) {
+        s.on('error', () => {})
+        s.on('close', () => (c.destroy(), up.destroy()))
+      }
+      links.push(c)
+    })
+    await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const m = mk({ retryCount: 0, nodeTimeout: 300, connectTimeout: 2000 }, { host: '127.0.0.1', port: proxy.address().port })
+      await withTimeout(rejectsWith(m.lock(key('slow-first'), 5000), LockError, 'E_UNAVAILABLE'), 5000, 'the first lock() times out')
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      const k = key('after-slow-start')
+      const h = await withTimeout(m.lock(k, 5000), 5000, 'lock() once the socket answers')
+      assert.equal(await server.get(k), h.value)
+      await h.unlock()
+      assert.equal(links.length, 1, 'the socket that was slow to answer was kept')
+    } finally {
+      for (const l of links) l.destroy()
+      proxy.close()
+    }
+  })
+
+  test('j: isLocked() is false right after unlock() is called, before the release has gone out', async () => {
+    const m = mk()
+    const k = key('is-locked')
+    const h = await m.lock(k, 5000)
+    assert.equal(m.isLocked(k), true)
+    const p = h.unlock()
+    assert.equal(m.isLocked(k), false, 'unlock() was called: no longer held')
+    await p
+    assert.equal(m.isLocked(k), false)
   })
 })

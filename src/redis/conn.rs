@@ -83,11 +83,11 @@ impl Conn {
     !matches!(self, Conn::Cluster(_))
   }
 
-  /// A request on it went unanswered for the whole node timeout. redis-rs's connections
-  /// handle that themselves; ours is given up and opened again by the next request.
-  pub fn timed_out(&self, why: &str) {
+  /// A request sent at `sent` went unanswered for the whole node timeout. redis-rs's
+  /// connections handle that themselves; ours is given up if it was silent all that time.
+  pub fn timed_out(&self, sent: std::time::Instant, why: &str) {
     if let Conn::Js(c) = self {
-      c.reset(why);
+      c.give_up_if_silent(sent, why);
     }
   }
 }

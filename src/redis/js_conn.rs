@@ -1,16 +1,18 @@
 //! A node's command connection on a socket the JS thread drives (`core::js_io`): requests
-//! are RESP bytes handed to the socket when the call into the addon returns, and replies
-//! are parsed (by redis-rs) in the JS thread's `data` callback, which resolves the waiting
-//! request there: no thread wake-up either way. Replies come in request order, so each
-//! request waits in one FIFO queue. It connects when a request needs it, sends `AUTH` and
-//! `SELECT` first, and a closed socket fails what waited and is opened again by the next
-//! request. Timeouts are the caller's (`node::send_batch`).
+//! are RESP bytes handed to the socket at the JS side's next flush, and replies are parsed
+//! (by redis-rs) in the JS thread's `data` callback, which resolves the waiting request
+//! there: no thread wake-up either way. Replies come in request order, so each request
+//! waits in one FIFO queue. It connects when a request needs it, sends `AUTH` and `SELECT`
+//! first, and a closed socket fails what waited and is opened again by the next request.
+//! Timeouts are the caller's (`node::send_batch`); one that finds the socket silent all
+//! along gives it up (`give_up_if_silent`).
 
 use parking_lot::Mutex;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::resp::frame_len;
@@ -41,6 +43,8 @@ struct State {
   /// redis-rs's do, so nothing runs on a connection the server did not accept.
   hello_left: usize,
   held: Vec<u8>,
+  /// When this socket last read anything; None until it first does.
+  last_read: Option<Instant>,
 }
 
 /// A request waiting for its replies: `want` in all, the first `skip` of them dropped.
@@ -130,6 +134,7 @@ impl JsConn {
         st.sid = Some(sid);
         st.unread.clear();
         st.held.clear();
+        st.last_read = None;
         st.hello_left = s.hello.1;
         if s.hello.1 > 0 {
           s.io.write(sid, &s.hello.0);
@@ -161,14 +166,19 @@ impl JsConn {
 }
 
 impl JsConn {
-  /// Gives the connection up after a request on it went unanswered (a paused or unreachable
-  /// server): what waits on it fails, and the next request opens a new socket, so a server
-  /// that never closes the old one cannot keep every later request waiting too.
-  pub fn reset(&self, why: &str) {
+  /// A request sent at `sent` went unanswered. If the socket has answered before but
+  /// nothing since `sent` (a paused server, a route that went silent), it is given up:
+  /// what waits on it fails, and the next request opens a new socket, so a socket nobody
+  /// closes cannot keep every later request waiting too. A socket that never answered is
+  /// still connecting (the JS side's connect timeout bounds that), and one that answered
+  /// meanwhile is only slow: both are kept, and the late reply goes to nobody.
+  pub fn give_up_if_silent(&self, sent: Instant, why: &str) {
     let mut st = self.0.state.lock();
-    self
-      .0
-      .fail_all(&mut st, || closed_error(CauseKind::Timeout, why), true);
+    if st.sid.is_some() && st.last_read.is_some_and(|t| t < sent) {
+      self
+        .0
+        .fail_all(&mut st, || closed_error(CauseKind::Timeout, why), true);
+    }
   }
 }
 
@@ -252,6 +262,7 @@ impl Stream for Shared {
     if st.sid != Some(sid) {
       return;
     }
+    st.last_read = Some(Instant::now());
     st.unread.extend_from_slice(bytes);
     let mut at = 0;
     let failed = loop {

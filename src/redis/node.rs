@@ -292,7 +292,7 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
   for job in &batch {
     job.op.write(&mut pipe);
   }
-  let timeout = w.timeout;
+  let (timeout, sent) = (w.timeout, Instant::now());
   let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut w.conn)).await;
   match replies {
     Ok(Ok(values)) if values.len() == batch.len() => {
@@ -321,7 +321,7 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
       fail_all(batch, kind, why, &w)
     }
     Err(_) => {
-      w.conn.timed_out(&no_reply(timeout));
+      w.conn.timed_out(sent, &no_reply(timeout));
       w.health.failed(CauseKind::Timeout, &no_reply(timeout));
       fail_all(batch, CauseKind::Timeout, no_reply(timeout), &w)
     }
@@ -362,7 +362,7 @@ async fn run_script(mut job: Job, mut w: Writer) {
     job.answer(Reply::Failed(CauseKind::Server, "NOSCRIPT".into()));
     return;
   };
-  let timeout = w.timeout;
+  let (timeout, sent) = (w.timeout, Instant::now());
   let fut = async {
     let mut inv = script.prepare_invoke();
     inv.key(keys).arg(args);
@@ -375,7 +375,7 @@ async fn run_script(mut job: Job, mut w: Writer) {
       Reply::Failed(kind, why)
     }
     Err(_) => {
-      w.conn.timed_out(&no_reply(timeout));
+      w.conn.timed_out(sent, &no_reply(timeout));
       Reply::Failed(CauseKind::Timeout, no_reply(timeout))
     }
   };
