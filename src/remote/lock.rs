@@ -246,6 +246,7 @@ impl<S: Store> RemoteManager<S> {
         expires_at: v.expires_at,
         watcher: None,
         handoffs,
+        releasing: false,
       },
     );
     let watcher = self.watch_expiry(lock_id);

@@ -79,6 +79,9 @@ pub(super) struct Held {
   pub watcher: Option<Task>,
   /// Local handoffs in a row that brought the key to this holder.
   pub handoffs: u32,
+  /// `unlock()` was called: not held for `is_locked` any more, though still here (for
+  /// `destroy()` to release) until its task runs.
+  pub releasing: bool,
 }
 
 impl Drop for Held {
@@ -281,6 +284,9 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
   }
 
   fn unlock(&self, lock: LockId) -> RequestId {
+    if let Some(h) = self.held.lock().get_mut(&lock) {
+      h.releasing = true;
+    }
     let me = self.arc();
     self.spawn(None, async move {
       if let Some(me) = me {
@@ -390,6 +396,6 @@ impl<S: Store> RemoteApi for RemoteManager<S> {
       .held
       .lock()
       .values()
-      .any(|h| h.keys.contains(key) && h.valid_until > now)
+      .any(|h| !h.releasing && h.keys.contains(key) && h.valid_until > now)
   }
 }
