@@ -38,7 +38,7 @@ pub struct RedisConfig {
 }
 
 /// One Redis master.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct RedisNode {
   /// What redis-rs connects to (may hold credentials: never shown).
   pub url: String,
@@ -63,7 +63,18 @@ pub struct TlsConfig {
   pub servername: Option<String>,
 }
 
-// By hand: a private key must never reach a log line.
+// By hand, here and below: credentials and private keys must never reach a log line.
+impl std::fmt::Debug for RedisNode {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("RedisNode")
+      .field("label", &self.label)
+      .field("tls", &self.tls)
+      .field("sentinel", &self.sentinel)
+      .field("cluster", &self.cluster)
+      .finish_non_exhaustive()
+  }
+}
+
 impl std::fmt::Debug for TlsConfig {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     f.debug_struct("TlsConfig")

@@ -7,13 +7,25 @@ use crate::core::Error;
 
 /// `connection: { sentinels, name, username, password, db, tls }`: the sentinels to ask
 /// for the master of `name`, and how to connect to the master they name.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SentinelSpec {
   pub sentinels: Vec<RedisNode>,
   pub name: String,
   pub(super) username: Option<String>,
   pub(super) password: Option<String>,
   pub(super) db: f64,
+}
+
+// By hand: the password must never reach a log line.
+impl std::fmt::Debug for SentinelSpec {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("SentinelSpec")
+      .field("sentinels", &self.sentinels)
+      .field("name", &self.name)
+      .field("username", &self.username)
+      .field("db", &self.db)
+      .finish_non_exhaustive()
+  }
 }
 
 impl SentinelSpec {

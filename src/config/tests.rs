@@ -200,3 +200,19 @@ fn a_url_that_does_not_parse_shows_no_part_of_its_authority() {
     );
   }
 }
+
+#[test]
+fn debug_output_holds_no_credentials_or_keys() {
+  let c = parse_json(
+    r#"{"type":"redis","connection":{"host":"h","password":"pw-redis-1","tls":{"key":"KEY-PEM-1","cert":"CERT"}}}"#,
+  )
+  .unwrap();
+  let s = format!("{:?}", redis(&c));
+  assert!(!s.contains("pw-redis-1") && !s.contains("KEY-PEM-1"), "{s}");
+  let c = parse_json(
+    r#"{"type":"redis","connection":{"sentinels":[{"host":"s"}],"name":"m","password":"pw-sentinel-2"}}"#,
+  )
+  .unwrap();
+  let s = format!("{:?}", redis(&c));
+  assert!(!s.contains("pw-sentinel-2"), "{s}");
+}
