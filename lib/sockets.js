@@ -78,6 +78,7 @@ function open(sid, o) {
   } catch (e) {
     // tls.connect throws at once on a key or certificate it cannot read. The core hears it
     // as it hears any failed connect, after this batch, so the ops after this one still go.
+    sockets.get(sid)?.destroy()
     sockets.delete(sid)
     const [kind, message] = describe(e, Boolean(o.tls))
     queueMicrotask(() => apply(native.ioClosed(context, sid, kind, message)))

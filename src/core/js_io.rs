@@ -1,6 +1,6 @@
 //! Sockets the JS thread drives for the core: the core asks for a connection, writes bytes
-//! and closes it (`IoOp`s, taken by `lib/sockets.js` after each call into the addon, then
-//! done with Node's `net`/`tls`); what the socket says comes back as calls to the
+//! and closes it (`IoOp`s, taken by `lib/sockets.js` at its next flush, then done with
+//! Node's `net`/`tls`); what the socket says comes back as calls to the
 //! `Stream` that opened it, on the same thread. A request and its reply never cross a
 //! thread, and TLS is Node's own (its CA, client certificate and `servername` options).
 
@@ -86,7 +86,8 @@ impl Io {
       ops.push(op);
       ops.len() == 1
     };
-    // On the owning thread the JS side takes the ops when the current call returns.
+    // On the owning thread the JS side takes the ops at its next flush, which every call
+    // that can queue one schedules (lib/sockets.js).
     if first && thread_tag() != self.owner {
       self.waker.wake();
     }

@@ -1,6 +1,6 @@
 //! The sockets this thread drives for the core (`core::js_io`), as `lib/sockets.js` sees
-//! them: after each call into the addon it takes what to open, write and close
-//! (`takeIo`), and it hands back what each socket read (`ioData`) or that it closed
+//! them: at the end of a job in which calls into the addon were made (and every 32 such
+//! calls) it takes what to open, write and close (`takeIo`), and it hands back what each socket read (`ioData`) or that it closed
 //! (`ioClosed`), which answer as `takeIo` does. Local tasks run before each of these
 //! returns.
 
@@ -46,8 +46,8 @@ fn inbox(context: f64) -> Option<Arc<Inbox>> {
   with_local(|l, _| l.inboxes.get(context as usize).cloned()).flatten()
 }
 
-/// Runs the local tasks of every module instance on this thread (a remote call made
-/// through one of them may have woken them).
+/// Runs the local tasks of every module instance on this thread (`destroy` and `drain`:
+/// what they woke may belong to any of them).
 pub(super) fn run_tasks() {
   let execs: Vec<_> =
     with_local(|l, _| l.inboxes.iter().map(|i| i.exec.clone()).collect()).unwrap_or_default();

@@ -1,8 +1,8 @@
 //! The face of remote stores (Redis today). Requests return an id at once; the outcome
 //! arrives through `drain` as an event with that id. A request on the JS thread's own
 //! executor starts at the JS side's next `takeIo` (lib/sockets.js calls it at the end of
-//! the current job), so requests made together share one write per node. The I/O costs
-//! ~100 µs, so plain arguments are fine here.
+//! the current job, and after every 32 calls), so requests made together share one write
+//! per node. The I/O costs ~100 µs, so plain arguments are fine here.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
