@@ -79,8 +79,7 @@ pub(super) struct Held {
   pub watcher: Option<Task>,
   /// Local handoffs in a row that brought the key to this holder.
   pub handoffs: u32,
-  /// `unlock()` was called: not held for `is_locked` any more, though still here (for
-  /// `destroy()` to release) until its task runs.
+  /// `unlock()` was called: not held for `is_locked`; kept for `destroy()` till it runs.
   pub releasing: bool,
 }
 
