@@ -294,4 +294,65 @@ describe('the in-memory table of scope "instance"', () => {
     await m.using('table:args', (signal = null) => { seen.push(signal instanceof AbortSignal) })
     assert.deepEqual(seen, [true, 'object', true, 'object', true])
   })
+
+  test('the argument-less forms (async, spaces, line breaks) make no signal; any parameter does', async () => {
+    const m = mk()
+    const Real = globalThis.AbortController
+    let made = 0
+    globalThis.AbortController = class extends Real {
+      constructor() {
+        super()
+        made++
+      }
+    }
+    try {
+      const count = async (fn) => {
+        made = 0
+        await m.using('table:forms', fn)
+        return made
+      }
+      const bare = [() => 1, async () => 1, ( ) => 1, async( )=>1, (
+        ) => 1, async	() => 1]
+      for (const fn of bare) assert.equal(await count(fn), 0, String(fn))
+      const seeing = [(a) => a, (...a) => a, (a = 1) => a, function () { return 1 }, async function () { return 1 }]
+      for (const fn of seeing) assert.equal(await count(fn), 1, String(fn))
+    } finally {
+      globalThis.AbortController = Real
+    }
+  })
+
+  test('a caller behind waiters of an expired holder queues after them; the first gets the key at the expiry', async () => {
+    const m = mk({ retry: -1 })
+    const k = 'table:expired-queue'
+    await m.lock(k, 30) // never unlocked
+    const order = []
+    const first = m.lock(k, 1000).then((h) => (order.push('first'), h))
+    const until = Date.now() + 60
+    while (Date.now() < until); // the holder's ttl runs out before its timer can run
+    const second = m.lock(k, 1000).then((h) => (order.push('second'), h))
+    const h1 = await first
+    assert.deepEqual(order, ['first'])
+    assert.equal(m.isLocked(k), true)
+    await h1.unlock()
+    await (await second).unlock()
+    assert.deepEqual(order, ['first', 'second'])
+  })
+
+  test('an argument-less using() handed the key by a release holds it past its ttl while fn runs', async () => {
+    const m = mk({ retry: -1 })
+    const k = 'table:bare-handoff'
+    const h = await m.lock(k, 1000)
+    let during
+    const q = m.using(k, async () => {
+      await sleep(80) // four times its ttl
+      const ac = new AbortController()
+      setTimeout(() => ac.abort(), 20)
+      during = [m.isLocked(k), await m.lock(k, { signal: ac.signal }).then(() => 'taken', (e) => e.code)]
+    }, { ttl: 20 })
+    await sleep(5)
+    await h.unlock()
+    await q
+    assert.deepEqual(during, [true, 'E_ABORTED'])
+    assert.equal(m.isLocked(k), false)
+  })
 })

@@ -10,7 +10,7 @@ const { forget, grant } = require('./events.js')
 const { mintLockHandle, RESOLVED } = require('./handle.js')
 const { LockManager } = require('./manager.js')
 const { LockTable } = require('./table.js')
-const { Waiter } = require('./waiter.js')
+const { Waiter, deferred, settle } = require('./waiter.js')
 const { DestroyedError, AbortError, busyError } = require('./errors.js')
 const { lockAll } = require('./multi.js')
 const { checkKey } = require('./check.js')
@@ -85,16 +85,16 @@ class InMemoryLock extends LockManager {
 
   // A waiter in the JS table.
   #wait(t, key, ttl, signal) {
-    return new Promise((resolve, reject) => {
-      const w = new Waiter(this, key, ttl, resolve, reject, signal)
-      if (signal !== undefined) {
-        w.onAbort = () => {
-          if (t.cancel(w)) reject(new AbortError(key, signal.reason))
-        }
-        signal.addEventListener('abort', w.onAbort, { once: true })
+    const p = deferred()
+    const w = new Waiter(this, key, ttl, settle.resolve, settle.reject, signal)
+    if (signal !== undefined) {
+      w.onAbort = () => {
+        if (t.cancel(w)) w.reject(new AbortError(key, signal.reason))
       }
-      t.enqueue(key, w)
-    })
+      signal.addEventListener('abort', w.onAbort, { once: true })
+    }
+    t.enqueue(key, w)
+    return p
   }
 
   // A waiter in the native table.

@@ -53,8 +53,11 @@ class LockTable {
   /** Takes `key` now: the new lock id, 0 when held and the caller may not wait, or -1 when
    *  it must wait (then `enqueue`). */
   take(key, ttl) {
-    const now = performance.now()
     let st = this.keys.get(key)
+    // A key others wait for: the caller queues behind them, whether or not its holder's ttl
+    // ran out (the key's timer hands it to the first of them then), so no clock read.
+    if (st !== undefined && st.waiting !== 0) return this.waitMs === 0 ? 0 : -1
+    const now = performance.now()
     if (st !== undefined && st.holder !== 0 && st.expires <= now) {
       // The holder's ttl ran out before anyone looked: the first waiter gets the key.
       this.#handOff(key, st, now)
@@ -77,7 +80,7 @@ class LockTable {
     return this.waitMs === 0 ? 0 : -1
   }
 
-  /** Queues waiter `w` behind the holder of `key`: `w` has `key`, `ttl`, `next`, `gone`,
+  /** Queues waiter `w` behind the holder of `key`: `w` has `key`, `ttl`, `pins`, `next`, `gone`,
    *  `deadline` for the table and `granted(id)`, `timedOut()`, `destroyed()` for its caller. */
   enqueue(key, w) {
     const st = this.keys.get(key)
@@ -112,7 +115,7 @@ class LockTable {
       }
       return
     }
-    this.#handOff(key, st, performance.now())
+    this.#handOff(key, st, -1)
   }
 
   /** Makes `id`'s lock on `key` expire `ttl` ms from now. False if it no longer holds it. */
@@ -126,10 +129,13 @@ class LockTable {
   }
 
   /** Holds `id`'s lock on `key` until it is released, as if extended by `ttl` ms forever:
-   *  using() with no bound, while its function runs (no timers). False if not held. */
-  pin(key, id, ttl) {
+   *  using() with no bound, while its function runs (no timers). False if not held.
+   *  `justTaken`: `id` got the key in the current call (take, or a handoff's grant). */
+  pin(key, id, ttl, justTaken = false) {
     const st = this.keys.get(key)
-    if (st === undefined || st.holder !== id || st.expires <= performance.now()) return false
+    if (st === undefined || st.holder !== id) return false
+    // (A key taken or handed on in this very call has a whole ttl left: no clock read.)
+    if (!justTaken && st.expires <= performance.now()) return false
     st.expires = Infinity
     st.pinTtl = ttl
     // A timer armed for waiters stays: when it fires it finds the key pinned and does
@@ -178,7 +184,9 @@ class LockTable {
     this.keys.clear()
   }
 
-  // The key passes to its first live waiter (now + its ttl), or is freed.
+  // The key passes to its first live waiter (now + its ttl; `now` -1: not read yet), or is
+  // freed. A waiter that pins the key at once (an argument-less using()) needs no clock read:
+  // the clock costs as much as the rest of a handoff.
   #handOff(key, st, now) {
     const w = st.head // waiters that gave up were unlinked (#leave)
     if (w === null) {
@@ -193,7 +201,10 @@ class LockTable {
     this.#settleWaiter(w)
     const id = ++FENCES.last
     st.holder = id
-    st.expires = now + w.ttl
+    if (w.pins) {
+      st.expires = Infinity
+      st.pinTtl = w.ttl
+    } else st.expires = (now < 0 ? performance.now() : now) + w.ttl
     if (st.waiting > 0) this.#arm(key, st)
     w.granted(id)
   }

@@ -10,7 +10,7 @@
 // what fn awaits keeps the process alive, as it would without a lock.)
 
 const { LockError, busyError, typeError, rangeError } = require('./errors.js')
-const { BareCall, runPinned } = require('./waiter.js')
+const { BareCall, runPinned, deferred, settle } = require('./waiter.js')
 const { describe, checkTtl, checkSignal } = require('./check.js')
 const { PIN } = require('./handle.js')
 
@@ -21,24 +21,29 @@ function lostError(resource, why, cause) {
   return new LockError(`The lock on resource "${resource}" ${why}.`, { code: 'E_LOCK_LOST', resource, cause })
 }
 
+function checkBound(name, v) {
+  if (typeof v !== 'number') throw typeError(`${name} must be a number, got ${describe(v)}`)
+  if (!(v >= 0)) throw rangeError(`${name} must be >= 0, got ${v}`)
+  return v
+}
+
+// (Field by field, with no destructuring defaults or arrays to loop over: every using() call
+// reads its options, and in memory that cost showed next to the lock itself.)
 function readOptions(manager, options) {
-  if (options === undefined || options === null) options = {}
+  if (options === undefined || options === null) return { ttl: manager._ttl, maxHoldMs: Infinity, maxExtensions: Infinity, signal: undefined }
   if (typeof options !== 'object') throw typeError(`using() options must be an object, got ${describe(options)}`)
-  const { ttl = manager._ttl, maxHoldMs = Infinity, maxExtensions = Infinity, signal } = options
-  checkTtl(ttl)
+  const { ttl, maxHoldMs, maxExtensions, signal } = options
+  const o = { ttl: ttl === undefined ? manager._ttl : checkTtl(ttl), maxHoldMs: Infinity, maxExtensions: Infinity, signal }
   checkSignal(signal)
-  for (const [name, v] of [['maxHoldMs', maxHoldMs], ['maxExtensions', maxExtensions]]) {
-    if (typeof v !== 'number') throw typeError(`${name} must be a number, got ${describe(v)}`)
-    if (!(v >= 0)) throw rangeError(`${name} must be >= 0, got ${v}`)
-  }
-  return { ttl: Math.ceil(ttl), maxHoldMs, maxExtensions, signal }
+  if (maxHoldMs !== undefined) o.maxHoldMs = checkBound('maxHoldMs', maxHoldMs)
+  if (maxExtensions !== undefined) o.maxExtensions = checkBound('maxExtensions', maxExtensions)
+  return o
 }
 
 // Whether `fn` cannot see its arguments: an arrow function with an empty parameter list.
 // Node 20 creates a controller's AbortSignal when `.signal` is first read, and that costs
 // about 3 µs, ten times a whole in-memory lock cycle: such an `fn` gets none. (Anything else,
 // `function` included (it has `arguments`), gets the signal.)
-const NO_PARAMS = /^(?:async\s*)?\(\s*\)\s*=>/
 // The last function asked about (kept until the next call): a loop that passes the same
 // function asks once. (A WeakMap cost more than the check for the fresh closure of each
 // call, and kept the GC busy.)
@@ -47,10 +52,26 @@ let lastAnswer = false
 function takesNoArgs(fn) {
   if (fn.length !== 0) return false
   if (fn !== lastFn) {
-    lastAnswer = NO_PARAMS.test(Function.prototype.toString.call(fn))
+    lastAnswer = isBareArrow(Function.prototype.toString.call(fn))
     lastFn = fn
   }
   return lastAnswer
+}
+
+// /^(?:async\s*)?\(\s*\)\s*=>/ by hand: a fresh closure per call (`() => work(x)`) is
+// asked about every time, and the regular expression cost twice this scan.
+const isSpace = (c) => c === 32 || (c >= 9 && c <= 13)
+function isBareArrow(src) {
+  let i = 0
+  if (src.startsWith('async')) {
+    i = 5
+    while (isSpace(src.charCodeAt(i))) i++
+  }
+  if (src.charCodeAt(i++) !== 40) return false // (
+  while (isSpace(src.charCodeAt(i))) i++
+  if (src.charCodeAt(i++) !== 41) return false // )
+  while (isSpace(src.charCodeAt(i))) i++
+  return src.charCodeAt(i) === 61 && src.charCodeAt(i + 1) === 62 // =>
 }
 
 function using(manager, key, fn, options, lockNs) {
@@ -79,7 +100,9 @@ function usingBare(manager, key, fn, ttl) {
   const id = table.take(key, ttl)
   if (id > 0) return runPinned(table, key, id, ttl, fn)
   if (id === 0) return Promise.reject(busyError(key, manager._retry))
-  return new Promise((resolve, reject) => table.enqueue(key, new BareCall(manager, key, ttl, fn, resolve, reject)))
+  const p = deferred()
+  table.enqueue(key, new BareCall(manager, key, ttl, fn, settle.resolve, settle.reject))
+  return p
 }
 
 async function usingLock(manager, key, fn, o, lockNs) {

@@ -7,6 +7,16 @@
 const { mintLockHandle, RESOLVED } = require('./handle.js')
 const { DestroyedError, busyError } = require('./errors.js')
 
+// A new pending promise whose resolve and reject functions are left in `settle`, to be taken
+// at once: one shared executor instead of a closure (and its context) per waiter, which a
+// contended key makes for every lock() and the garbage collector then has to sweep.
+const settle = { resolve: undefined, reject: undefined }
+const capture = (resolve, reject) => {
+  settle.resolve = resolve
+  settle.reject = reject
+}
+const deferred = () => new Promise(capture)
+
 /** A lock() waiting in the JS table: what the table calls when it ends. */
 class Waiter {
   constructor(manager, key, ttl, resolve, reject, signal) {
@@ -17,6 +27,7 @@ class Waiter {
     this.reject = reject
     this.signal = signal
     this.onAbort = undefined
+    this.pins = false // pinned from its grant on (BareCall)
     // The table's fields (lib/table.js).
     this.prev = null
     this.next = null
@@ -49,10 +60,10 @@ const rethrow = (e) => {
   throw e
 }
 
-/** Pins `id`'s lock on `key`, runs `fn` a microtask from now and releases the key when `fn`
- *  settles; the result goes through `done` / `failed`. */
+/** Pins `id`'s lock on `key`, which it got in this very call, runs `fn` a microtask from now
+ *  and releases the key when `fn` settles; the result goes through `done` / `failed`. */
 function runPinned(table, key, id, ttl, fn, done = same, failed = rethrow) {
-  table.pin(key, id, ttl)
+  table.pin(key, id, ttl, true)
   return RESOLVED.then(fn).then(
     (v) => {
       table.release(key, id)
@@ -71,6 +82,7 @@ class BareCall extends Waiter {
   constructor(manager, key, ttl, fn, resolve, reject) {
     super(manager, key, ttl, resolve, reject, undefined)
     this.fn = fn
+    this.pins = true
   }
 
   // Called inside the previous holder's release: `fn` runs later, not in there.
@@ -79,4 +91,4 @@ class BareCall extends Waiter {
   }
 }
 
-module.exports = { Waiter, BareCall, runPinned }
+module.exports = { Waiter, BareCall, runPinned, deferred, settle }
