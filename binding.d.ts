@@ -159,27 +159,14 @@ export declare function flWatch(handle: number, set: string, everyMs: number): v
  */
 export declare function init(args: Float64Array, onWake: () => void): object
 
-/** What to do with the sockets, in order. */
-export interface IoBatch {
-  /**
-   * Pairs of (what, socket id): 0 write the next of `data`, 1 open with the next of
-   * `opens`, 2 close.
-   */
-  ops: Array<number>
-  data: Array<Buffer>
-  opens: Array<IoOpen>
-  /** Whether `drain` has events now. */
-  events: boolean
-}
-
 /**
  * Socket `sid` closed (or never connected): `kind` is 'refused', 'timeout', 'dns', 'tls',
  * 'closed' or 'io'. Returns what `takeIo` would now.
  */
-export declare function ioClosed(context: number, sid: number, kind: string, message: string): IoBatch | null
+export declare function ioClosed(context: number, sid: number, kind: string, message: string): Buffer | null
 
 /** Socket `sid` of instance `context` read `data`; returns what `takeIo` would now. */
-export declare function ioData(context: number, sid: number, data: Uint8Array): IoBatch | null
+export declare function ioData(context: number, sid: number, data: Uint8Array): Buffer | null
 
 export interface IoOpen {
   host: string
@@ -280,8 +267,19 @@ export declare function remoteUnlock(handle: number, lockId: number): number
 /** Keys held or awaited through this manager (in memory: in its table). */
 export declare function size(handle: number): number
 
-/** Runs the local tasks of instance `context`, then returns what its sockets need, or null. */
-export declare function takeIo(context: number): IoBatch | null
+/**
+ * Runs the local tasks of instance `context`, then returns what its sockets need, or null.
+ *
+ * A batch is one Buffer: little-endian u32 words [number of ops, flags (1: `drain` has
+ * events, 2: `takeOpens` has opens)], then [what (0 write, 1 open, 2 close), socket id,
+ * bytes written] for each op in order, then the bytes of the writes, in order. (Made as
+ * objects, arrays and external buffers, a batch cost more than the rest of a request's
+ * work: N-API looks every property name up again.)
+ */
+export declare function takeIo(context: number): Buffer | null
+
+/** The opens of the batch just returned, in the order of its open ops. */
+export declare function takeOpens(): Array<IoOpen>
 
 /** The public token of in-memory lock `id` (see `core::token`). */
 export declare function token(id: number): string

@@ -879,5 +879,6 @@ module.exports.remoteLockAll = nativeBinding.remoteLockAll
 module.exports.remoteUnlock = nativeBinding.remoteUnlock
 module.exports.size = nativeBinding.size
 module.exports.takeIo = nativeBinding.takeIo
+module.exports.takeOpens = nativeBinding.takeOpens
 module.exports.token = nativeBinding.token
 module.exports.wakeCount = nativeBinding.wakeCount

@@ -27,25 +27,34 @@ function flush() {
   }
 }
 
+// A batch is one Buffer (src/napi/io.rs take_io): u32 words [ops, flags], then [what,
+// socket id, bytes] per op, then the bytes of the writes in order.
+const HAS_EVENTS = 1
+const HAS_OPENS = 2
+
 function apply(batch, holdEvents = false) {
   if (batch == null) return
-  const { ops, data, opens } = batch
-  let d = 0
+  const n = batch.readUInt32LE(0)
+  const flags = batch.readUInt32LE(4)
+  const opens = (flags & HAS_OPENS) !== 0 ? native.takeOpens() : undefined
   let o = 0
-  for (let i = 0; i < ops.length; i += 2) {
-    const sid = ops[i + 1]
-    if (ops[i] === 0) {
-      const bytes = data[d++]
+  let at = 8 + 12 * n
+  for (let p = 8; p < 8 + 12 * n; p += 12) {
+    const what = batch.readUInt32LE(p)
+    const sid = batch.readUInt32LE(p + 4)
+    if (what === 0) {
+      const len = batch.readUInt32LE(p + 8)
       // Gone: the core failed what it carried when it heard the socket closed.
-      sockets.get(sid)?.write(bytes)
-    } else if (ops[i] === 1) open(sid, opens[o++])
+      sockets.get(sid)?.write(batch.subarray(at, at + len))
+      at += len
+    } else if (what === 1) open(sid, opens[o++])
     else {
       const s = sockets.get(sid)
       sockets.delete(sid)
       s?.destroy()
     }
   }
-  if (!batch.events) return
+  if ((flags & HAS_EVENTS) === 0) return
   if (holdEvents) eventsOwed = true
   else deliverEvents()
 }
