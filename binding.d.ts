@@ -68,9 +68,16 @@ export declare function dlUnset(handle: number, key: string, value: string): num
 
 /**
  * Events for module instance `context` decided elsewhere (grants and timeouts of
- * in-memory waiters, outcomes of remote requests), as objects.
+ * in-memory waiters, outcomes of remote requests), packed as `events::pack` says, or
+ * null when there are none.
  */
-export declare function drain(context: number): Array<NativeEvent>
+export declare function drain(context: number): Buffer | null
+
+/**
+ * The events of the last `drain` that are not packed (failures, values, signals), as
+ * objects, in order.
+ */
+export declare function drainObjects(): Array<NativeEvent>
 
 export declare function elAcquire(handle: number, key: string, contents: string, ttlMs: number, refreshMs: number): number
 

@@ -849,6 +849,7 @@ module.exports.dlPgUnset = nativeBinding.dlPgUnset
 module.exports.dlSet = nativeBinding.dlSet
 module.exports.dlUnset = nativeBinding.dlUnset
 module.exports.drain = nativeBinding.drain
+module.exports.drainObjects = nativeBinding.drainObjects
 module.exports.elAcquire = nativeBinding.elAcquire
 module.exports.elInspect = nativeBinding.elInspect
 module.exports.elIsRefreshing = nativeBinding.elIsRefreshing

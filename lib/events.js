@@ -48,7 +48,55 @@ function removeManagerSignals(id) {
   managers.delete(id)
 }
 
-function deliver(events) {
+// drain()'s events, packed (src/napi/events.rs `pack`): a u32 count, then per event f64s
+// [kind, id, ...], or for the rarer kinds the next object of drainObjects().
+const GRANTED = 0
+const TIMED_OUT = 1
+const LOCKED = 2
+const EXTENDED = 3
+const DONE = 4
+
+function unpack(b) {
+  const n = b.readUInt32LE(0)
+  const events = new Array(n)
+  let objects
+  let o = 0
+  let p = 4
+  for (let i = 0; i < n; i++) {
+    const kind = b.readDoubleLE(p)
+    const id = b.readDoubleLE(p + 8)
+    p += 16
+    if (kind === GRANTED) events[i] = { kind: 'granted', id }
+    else if (kind === TIMED_OUT) events[i] = { kind: 'timedOut', id }
+    else if (kind === LOCKED) {
+      const fence = b.readDoubleLE(p + 24)
+      const len = b.readDoubleLE(p + 32)
+      const at = p + 40
+      events[i] = {
+        kind: 'locked',
+        id,
+        lockId: b.readDoubleLE(p),
+        value: b.toString('utf8', at, at + len),
+        expiration: b.readDoubleLE(p + 8),
+        attempts: b.readDoubleLE(p + 16),
+        fence: Number.isNaN(fence) ? undefined : fence,
+      }
+      p = at + len
+    } else if (kind === EXTENDED) {
+      events[i] = { kind: 'extended', id, expiration: b.readDoubleLE(p) }
+      p += 8
+    } else if (kind === DONE) events[i] = { kind: 'done', id }
+    else {
+      objects ??= native.drainObjects()
+      events[i] = objects[o++]
+    }
+  }
+  return events
+}
+
+function deliver(packed) {
+  if (packed == null) return
+  const events = unpack(packed)
   // One event's failure (a listener that throws) must not lose the others, already drained.
   let failure
   for (const e of events) {

@@ -1,9 +1,80 @@
-//! Inbox events as JS reads them: one object per event with a string kind, the outcome's
-//! fields, and for a failure the error with its per-node causes.
+//! Inbox events as JS reads them (`lib/events.js` unpacks them): the frequent ones packed
+//! into one buffer, the rest as objects with a string kind, the outcome's fields, and for
+//! a failure the error with its per-node causes.
 
 use napi_derive::napi;
+use std::cell::RefCell;
 
 use crate::core::{Error, Event, Outcome};
+
+thread_local! {
+  /// The events of the last `pack` left as objects, for `drainObjects`.
+  static OBJECTS: RefCell<Vec<NativeEvent>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Packed kinds (`lib/events.js` has the same numbers).
+const GRANTED: f64 = 0.0;
+const TIMED_OUT: f64 = 1.0;
+const LOCKED: f64 = 2.0;
+const EXTENDED: f64 = 3.0;
+const DONE: f64 = 4.0;
+/// The next object of `drainObjects`.
+const OBJECT: f64 = 5.0;
+
+/// Packs `events`, in order: a u32 count, then per event little-endian f64s [kind, id]
+/// and, for `LOCKED`, [lock id, expiration, attempts, fence (NaN: none), token length]
+/// and the token's bytes; for `EXTENDED`, [expiration]. An `OBJECT` is taken from
+/// `take_objects`. (An object per event cost more than the rest of a remote lock's work:
+/// N-API defines each property by a name it looks up again every time.)
+pub fn pack(events: Vec<Event>) -> Vec<u8> {
+  let mut out = Vec::with_capacity(4 + events.len() * 88);
+  out.extend_from_slice(&(events.len() as u32).to_le_bytes());
+  let mut objects = Vec::new();
+  fn put(out: &mut Vec<u8>, values: &[f64]) {
+    for v in values {
+      out.extend_from_slice(&v.to_le_bytes());
+    }
+  }
+  for e in events {
+    match e {
+      Event::Granted(w) => put(&mut out, &[GRANTED, w.as_f64()]),
+      Event::TimedOut(w) => put(&mut out, &[TIMED_OUT, w.as_f64()]),
+      Event::Settled(req, Outcome::Locked(lease)) => {
+        let fence = lease.fence.map_or(f64::NAN, |f| f as f64);
+        let token = lease.token.as_bytes();
+        put(
+          &mut out,
+          &[
+            LOCKED,
+            req.as_f64(),
+            lease.lock_id.as_f64(),
+            lease.expiration,
+            lease.attempts as f64,
+            fence,
+            token.len() as f64,
+          ],
+        );
+        out.extend_from_slice(token);
+      }
+      Event::Settled(req, Outcome::Extended(expiration)) => {
+        put(&mut out, &[EXTENDED, req.as_f64(), expiration])
+      }
+      Event::Settled(req, Outcome::Done) => put(&mut out, &[DONE, req.as_f64()]),
+      other => {
+        put(&mut out, &[OBJECT, 0.0]);
+        objects.push(NativeEvent::from(other));
+      }
+    }
+  }
+  // (Replaced, not appended to: the JS side takes them with the pack that has them.)
+  OBJECTS.with_borrow_mut(|o| *o = objects);
+  out
+}
+
+/// The objects of the last `pack`.
+pub fn take_objects() -> Vec<NativeEvent> {
+  OBJECTS.with_borrow_mut(std::mem::take)
+}
 
 #[napi(string_enum = "camelCase")]
 pub enum EventKind {

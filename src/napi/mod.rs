@@ -316,15 +316,24 @@ pub fn is_locked(env: &Env, handle: f64, key: Unknown) -> Result<bool, ErrorKind
 }
 
 /// Events for module instance `context` decided elsewhere (grants and timeouts of
-/// in-memory waiters, outcomes of remote requests), as objects.
+/// in-memory waiters, outcomes of remote requests), packed as `events::pack` says, or
+/// null when there are none.
 #[napi(catch_unwind)]
-pub fn drain(context: f64) -> Vec<events::NativeEvent> {
+pub fn drain(env: &Env, context: f64) -> Result<Option<BufferSlice<'_>>> {
   // What woke this thread may be a local task (a timer, a notification from elsewhere).
   io::run_tasks();
-  with_local(|l, _| l.inboxes.get(context as usize).map(|i| i.drain()))
+  let drained = with_local(|l, _| l.inboxes.get(context as usize).map(|i| i.drain()))
     .flatten()
-    .unwrap_or_default()
-    .into_iter()
-    .map(events::NativeEvent::from)
-    .collect()
+    .unwrap_or_default();
+  if drained.is_empty() {
+    return Ok(None);
+  }
+  BufferSlice::copy_from(env, events::pack(drained)).map(Some)
+}
+
+/// The events of the last `drain` that are not packed (failures, values, signals), as
+/// objects, in order.
+#[napi(catch_unwind)]
+pub fn drain_objects() -> Vec<events::NativeEvent> {
+  events::take_objects()
 }
