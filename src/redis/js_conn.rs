@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-use super::resp::frame_len;
+use super::resp::{self, frame_len};
 use crate::config::RedisNode;
 use crate::core::js_io::{Io, SocketId, Stream, Target, TlsOptions};
 use crate::core::CauseKind;
@@ -271,7 +271,8 @@ impl Stream for Shared {
         Ok(None) => break None,
         Err(()) => break Some(Failure::Protocol("not a RESP reply")),
       };
-      let value = redis::parse_redis_value(&st.unread[at..at + n]);
+      let frame = &st.unread[at..at + n];
+      let value = resp::parse(frame).map_or_else(|| redis::parse_redis_value(frame), Ok);
       at += n;
       let Ok(value) = value else {
         break Some(Failure::Protocol("unreadable reply"));

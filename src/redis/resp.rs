@@ -1,5 +1,8 @@
-//! Where one RESP reply ends in a buffer of bytes read so far, without parsing it: the
-//! connection on the JS thread (`js_conn`) hands each whole reply to redis-rs's parser.
+//! Where one RESP reply ends in a buffer of bytes read so far, without parsing it, and the
+//! replies oxlock's requests get, parsed (`parse`): the connection on the JS thread
+//! (`js_conn`) hands anything else (errors, RESP3 types) to redis-rs's parser.
+
+use redis::Value;
 
 /// The length of the first whole RESP value of `buf`: None while it is incomplete, Err
 /// when `buf` is not RESP.
@@ -43,6 +46,69 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ()> {
   Ok((at <= buf.len()).then_some(at))
 }
 
+/// One whole reply (`frame_len` long) as redis-rs's parser reads it, for the types replies
+/// to oxlock's commands have: simple strings, integers, bulk strings, arrays of them and
+/// nils. None for anything else (an error, a RESP3 type, bytes that are not RESP): those
+/// go to redis-rs. (Its parser costs more than the rest of a reply's handling.)
+pub fn parse(frame: &[u8]) -> Option<Value> {
+  let (value, at) = value(frame, 0, 0)?;
+  (at == frame.len()).then_some(value)
+}
+
+/// Arrays nested deeper than this go to redis-rs (ours are one level deep).
+const MAX_DEPTH: usize = 4;
+
+fn value(buf: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
+  let kind = *buf.get(at)?;
+  let eol = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+  let line = &buf[at + 1..eol];
+  let next = eol + 2;
+  match kind {
+    b'+' => {
+      let line = std::str::from_utf8(line).ok()?;
+      let v = if line == "OK" {
+        Value::Okay
+      } else {
+        Value::SimpleString(line.into())
+      };
+      Some((v, next))
+    }
+    b':' => Some((Value::Int(integer(line)?), next)),
+    b'$' => {
+      let n = integer(line)?;
+      if n < 0 {
+        return Some((Value::Nil, next));
+      }
+      let end = next.checked_add(n as usize)?;
+      if buf.get(end..end.checked_add(2)?)? != b"\r\n" {
+        return None;
+      }
+      Some((Value::BulkString(buf[next..end].to_vec()), end + 2))
+    }
+    b'*' if depth < MAX_DEPTH => {
+      let n = integer(line)?;
+      if n < 0 {
+        return Some((Value::Nil, next));
+      }
+      // (No capacity from the length: it is the peer's word, the elements are not.)
+      let mut items = Vec::new();
+      let mut at = next;
+      for _ in 0..n {
+        let (v, after) = value(buf, at, depth + 1)?;
+        items.push(v);
+        at = after;
+      }
+      Some((Value::Array(items), at))
+    }
+    _ => None,
+  }
+}
+
+/// An integer line as redis-rs reads one (surrounding spaces allowed).
+fn integer(line: &[u8]) -> Option<i64> {
+  std::str::from_utf8(line).ok()?.trim().parse().ok()
+}
+
 fn number(line: &[u8]) -> Result<i64, ()> {
   std::str::from_utf8(line)
     .ok()
@@ -52,7 +118,51 @@ fn number(line: &[u8]) -> Result<i64, ()> {
 
 #[cfg(test)]
 mod tests {
-  use super::frame_len;
+  use super::{frame_len, parse};
+
+  #[test]
+  fn parses_as_redis_rs_does() {
+    let same: &[&[u8]] = &[
+      b"+OK\r\n",
+      b"+QUEUED\r\n",
+      b"+\r\n",
+      b":0\r\n",
+      b":-42\r\n",
+      b": 7 \r\n",
+      b"$3\r\nabc\r\n",
+      b"$0\r\n\r\n",
+      b"$4\r\na\r\nb\r\n",
+      b"$-1\r\n",
+      b"*0\r\n",
+      b"*-1\r\n",
+      b"*3\r\n:1\r\n$-1\r\n$2\r\nxy\r\n",
+      b"*2\r\n*2\r\n:1\r\n:2\r\n+OK\r\n",
+    ];
+    for frame in same {
+      let ours = parse(frame);
+      assert!(ours.is_some(), "{:?}", String::from_utf8_lossy(frame));
+      assert_eq!(
+        ours.ok_or(()),
+        redis::parse_redis_value(frame).map_err(|_| ())
+      );
+    }
+    // Left to redis-rs: errors, RESP3 types, deep nesting, what is not a whole reply.
+    let left: &[&[u8]] = &[
+      b"-ERR no\r\n",
+      b"*1\r\n-NOSCRIPT x\r\n",
+      b"%1\r\n:1\r\n:2\r\n",
+      b"#t\r\n",
+      b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+      b"$3\r\nabcd\r\n",
+      b":x\r\n",
+      b"+OK\r\n+OK\r\n",
+      b"*2\r\n:1\r\n",
+      b"$9223372036854775807\r\nab",
+    ];
+    for frame in left {
+      assert_eq!(parse(frame), None, "{:?}", String::from_utf8_lossy(frame));
+    }
+  }
 
   #[test]
   fn frames() {
