@@ -55,6 +55,9 @@ export interface RedisLockOptions {
   nodeTimeout?: number
   /** Bound on connecting to one node, ms. Default 1000. */
   connectTimeout?: number
+  /** `false`: no fence counter, and acquiring one key is a plain `SET NX PX` (no script, far
+   * less work for the server); handles then have `fence` undefined. Default true. */
+  fencing?: boolean
 }
 
 /** One PostgreSQL database: a `postgres://` URL (`?sslmode=require` for TLS) or its fields. */

@@ -108,6 +108,91 @@ describe('fencing tokens on Redis', { timeout: 60000 }, () => {
   }
 })
 
+describe('lockOptions.fencing: false on Redis', { timeout: 60000 }, () => {
+  const plain = (nodes, options = {}) => mk(nodes, { lockOptions: { fencing: false, ...options } })
+  const evals = async (s) => Number(/cmdstat_eval:calls=(\d+)/.exec(await s.cmd('INFO', 'commandstats'))?.[1] ?? 0)
+
+  test('one key: a plain SET NX PX, no script, no counter, fence undefined', async () => {
+    const m = plain([one])
+    const k = key('plain')
+    const before = await evals(one)
+    const h = await m.lock(k, 5000)
+    assert.equal(await evals(one), before, 'the acquisition ran a script')
+    assert.equal(h.fence, undefined)
+    assert.equal(await one.get(k), h.value)
+    const pttl = Number(await one.cmd('PTTL', k))
+    assert.ok(pttl > 4000 && pttl <= 5000, `PTTL ${pttl}`)
+    assert.equal(await one.get(`{${k}}:fence`), null)
+    await h.unlock()
+    assert.equal(await one.get(k), null)
+  })
+
+  test('a held key: busy, and the failed attempt marks that someone waits, as the script does', async () => {
+    const holder = mk([one])
+    const m = plain([one], { retryCount: 0 })
+    const k = key('plain-held')
+    const h = await holder.lock(k, 5000)
+    await assert.rejects(m.lock(k, 5000), (e) => e.code === 'E_LOCK_BUSY')
+    // The mark is sent without waiting for its reply: give it a moment.
+    let mark
+    for (let i = 0; i < 50 && mark == null; i++) {
+      mark = await one.get(`{${k}}:waiting`)
+      if (mark == null) await new Promise((r) => setTimeout(r, 10))
+    }
+    assert.equal(mark, '1')
+    const pttl = Number(await one.cmd('PTTL', `{${k}}:waiting`))
+    assert.ok(pttl > 0 && pttl <= 2000, `PTTL ${pttl}`)
+    await h.unlock()
+  })
+
+  test('a local handoff and a multi-resource lock: no fence; three nodes: the quorum holds the value', async () => {
+    const m = plain([one])
+    const k = key('plain-handoff')
+    const h1 = await m.lock(k, 5000)
+    const p = m.lock(k, 5000)
+    await new Promise((r) => setTimeout(r, 20))
+    await h1.unlock()
+    const h2 = await p
+    assert.equal(h2.fence, undefined)
+    assert.equal(await one.get(k), h2.value)
+    await h2.unlock()
+    const both = await m.lock([`${k}:a`, `${k}:b`], 5000)
+    assert.equal(both.fence, undefined)
+    assert.deepEqual([await one.get(`${k}:a`), await one.get(`${k}:b`)], [both.value, both.value])
+    await both.unlock()
+    const r = plain(servers)
+    const h3 = await r.lock(k, 5000)
+    assert.equal(h3.fence, undefined)
+    assert.deepEqual(await valuesOn(servers, k), servers.map(() => h3.value))
+    await h3.unlock()
+    assert.deepEqual(await valuesOn(servers, k), servers.map(() => null))
+  })
+
+  test('with and without fences, one key still has one holder', async () => {
+    const fenced = mk([one], { lockOptions: { retryCount: -1, retryDelay: 5, retryJitter: 0 } })
+    const bare = plain([one], { retryCount: -1, retryDelay: 5, retryJitter: 0 })
+    const k = key('mixed')
+    let holders = 0
+    let most = 0
+    const worker = async (m) => {
+      for (let i = 0; i < 30; i++) {
+        const h = await m.lock(k, 5000)
+        most = Math.max(most, ++holders)
+        await new Promise((r) => setTimeout(r, 1))
+        holders--
+        await h.unlock()
+      }
+    }
+    await Promise.all([worker(fenced), worker(bare), worker(fenced), worker(bare)])
+    assert.equal(most, 1)
+  })
+
+  test('fencing must be a boolean', () => {
+    assert.throws(() => create({ type: 'redis', lockOptions: { fencing: 'no' } }), (e) => e instanceof TypeError && /lockOptions\.fencing/.test(e.message))
+    assert.throws(() => create({ lockOptions: { fencing: false } }), (e) => /fencing/.test(e.message) && e.code === 'E_CONFIG')
+  })
+})
+
 describe('fencing tokens in memory', () => {
   test('fences increase per key, across managers of the process table', async () => {
     const a = create({ scope: 'process' })

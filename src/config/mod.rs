@@ -51,6 +51,7 @@ pub fn option_names() -> impl Iterator<Item = &'static str> {
     NESTED_FIELDS,
     &["lockConfig"],
     memory::LOCK_OPTION_FIELDS,
+    redis::REDIS_LOCK_OPTION_FIELDS,
     redis::CONNECTION_FIELDS,
     redis::TLS_FIELDS,
     postgres::PG_CONNECTION_FIELDS,

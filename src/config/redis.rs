@@ -6,6 +6,9 @@ use super::value::{config_err, range_err, type_err, Obj, Value};
 use super::{lock_options, retry_and_delay, RetryPolicy, Source, MAX_MS};
 use crate::core::Error;
 
+/// `lockOptions` fields of the Redis backend alone.
+pub const REDIS_LOCK_OPTION_FIELDS: &[&str] = &["fencing"];
+
 pub const DEFAULT_DRIFT_FACTOR: f64 = 0.01;
 pub const DEFAULT_RETRY_JITTER_MS: f64 = 100.0;
 pub const DEFAULT_NODE_TIMEOUT_MS: f64 = 500.0;
@@ -32,6 +35,9 @@ pub struct RedisConfig {
   pub nodes: Vec<RedisNode>,
   pub retry: RetryPolicy,
   pub drift_factor: f64,
+  /// Whether an acquisition draws a fence (`lockOptions.fencing`, default true). Without,
+  /// acquiring one key is a plain `SET NX PX`, no script.
+  pub fencing: bool,
   /// Per-node bound on one command: a dead or paused node never holds an attempt longer.
   pub node_timeout_ms: f64,
   pub connect_timeout_ms: f64,
@@ -106,9 +112,10 @@ pub(super) fn parse(src: &Source) -> Result<RedisConfig, Error> {
     Some((v, path)) => vec![node_from_value(v, &path)?],
   };
   let lo = lock_options(src)?;
-  lo.only(LOCK_OPTION_FIELDS, &[])?;
+  lo.only(LOCK_OPTION_FIELDS, REDIS_LOCK_OPTION_FIELDS)?;
   let (count, delay_ms) = retry_and_delay(src, lo)?;
   let t = timing(lo)?;
+  let fencing = lo.boolean("fencing", true)?;
   Ok(RedisConfig {
     nodes,
     retry: RetryPolicy {
@@ -117,6 +124,7 @@ pub(super) fn parse(src: &Source) -> Result<RedisConfig, Error> {
       jitter_ms: t.jitter_ms,
     },
     drift_factor: t.drift_factor,
+    fencing,
     node_timeout_ms: t.node_timeout_ms,
     connect_timeout_ms: t.connect_timeout_ms,
   })

@@ -135,6 +135,15 @@ impl<'a> Obj<'a> {
     }
   }
 
+  /// A boolean, or `default` when absent.
+  pub fn boolean(&self, name: &str, default: bool) -> Result<bool, Error> {
+    match self.get(name) {
+      None => Ok(default),
+      Some(Value::Bool(b)) => Ok(*b),
+      Some(other) => Err(type_err(&self.field_path(name), "a boolean", other)),
+    }
+  }
+
   pub fn string(&self, name: &str) -> Result<Option<&'a str>, Error> {
     match self.get(name) {
       None => Ok(None),

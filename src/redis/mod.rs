@@ -38,7 +38,7 @@ pub fn connect(cfg: &RedisConfig, js: Option<&Inbox>) -> Result<Redlock<Node>, E
     .iter()
     .map(|n| Node::new(n, timeout, connect, js))
     .collect::<Result<Vec<_>, _>>()?;
-  Ok(Redlock::new(nodes, cfg.drift_factor, timeout))
+  Ok(Redlock::new(nodes, cfg.drift_factor, timeout).fencing(cfg.fencing))
 }
 
 /// How long `destroy()` lets running requests clean up: an attempt and its clean-up each

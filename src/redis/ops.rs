@@ -12,12 +12,17 @@ use crate::remote::Resources;
 #[derive(Debug, Clone)]
 pub enum Op {
   /// `SET key token NX PX ttl`, and a fence drawn (`scripts::ACQUIRE`); for several keys,
-  /// all of them or none (`scripts::ACQUIRE_ALL`).
+  /// all of them or none (`scripts::ACQUIRE_ALL`). Without `fence`, one key is a plain
+  /// `SET NX PX` (no script); several keys always take the script.
   Acquire {
     keys: Resources,
     token: String,
     ttl_ms: u64,
+    fence: bool,
   },
+  /// Marks that someone waits for `key` (`scripts::waiting_key`, as a failed `ACQUIRE`
+  /// does): after a plain `SET NX` that found the key held.
+  MarkWaiting { key: Arc<[u8]> },
   /// Compare-and-delete. A node that cannot be reached sends it again every
   /// `node::RETRY_PAUSE` until `retry_until` (when the key expires anyway).
   Release {
@@ -33,13 +38,15 @@ pub enum Op {
     ttl_ms: u64,
   },
   /// The key passes from token `from` to token `to` (see `scripts::TRANSFER`), unless
-  /// `handoffs` in a row reached the limit while someone else waits.
+  /// `handoffs` in a row reached the limit while someone else waits; without `fence`, no
+  /// fence is drawn (`scripts::TRANSFER_PLAIN`).
   Transfer {
     key: Arc<[u8]>,
     from: String,
     to: String,
     ttl_ms: u64,
     handoffs: u32,
+    fence: bool,
   },
   /// `EXISTS key`
   Inspect { key: Arc<[u8]> },
@@ -76,7 +83,22 @@ pub type Scripted = (&'static redis::Script, Vec<Vec<u8>>, Vec<String>);
 impl Op {
   /// Appends the command to `pipe` (scripts by EVALSHA; see `run_script` for NOSCRIPT).
   pub fn write(&self, pipe: &mut Pipeline) {
-    if let Some((script, keys, args)) = self.script() {
+    if let Some((key, token, ttl_ms)) = self.plain_acquire() {
+      pipe
+        .cmd("SET")
+        .arg(key)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl_ms);
+    } else if let Op::MarkWaiting { key } = self {
+      pipe
+        .cmd("SET")
+        .arg(scripts::waiting_key(key))
+        .arg("1")
+        .arg("PX")
+        .arg(scripts::WAITING_MS);
+    } else if let Some((script, keys, args)) = self.script() {
       // The take-back of a failed attempt is sent with its source: nobody waits for its
       // answer, so a NOSCRIPT (a restarted server) could not be followed by a load, and
       // the attempt's key would stay behind.
@@ -98,7 +120,8 @@ impl Op {
           Some(_) => &scripts::ACQUIRE_SOURCE,
           None => scripts::ACQUIRE_ALL_SOURCE,
         }),
-        Op::Transfer { .. } => Some(&scripts::TRANSFER_SOURCE),
+        Op::Transfer { fence: true, .. } => Some(&scripts::TRANSFER_SOURCE),
+        Op::Transfer { fence: false, .. } => Some(scripts::TRANSFER_PLAIN_SOURCE),
         _ => None,
       };
       let cmd = match source {
@@ -113,14 +136,31 @@ impl Op {
     }
   }
 
+  /// The key, token and ttl of an acquisition sent as a plain `SET NX PX`.
+  fn plain_acquire(&self) -> Option<(&[u8], &str, u64)> {
+    match self {
+      Op::Acquire {
+        keys,
+        token,
+        ttl_ms,
+        fence: false,
+      } => keys.single().map(|k| (&**k, token.as_str(), *ttl_ms)),
+      _ => None,
+    }
+  }
+
   /// The script, key and arguments of a scripted operation.
   pub fn script(&self) -> Option<Scripted> {
+    if self.plain_acquire().is_some() {
+      return None;
+    }
     let keep = |ttl_ms: &u64| (ttl_ms + scripts::FENCE_KEEP_MS).to_string();
     Some(match self {
       Op::Acquire {
         keys,
         token,
         ttl_ms,
+        ..
       } => (
         match keys.single() {
           Some(_) => &*scripts::ACQUIRE,
@@ -172,8 +212,13 @@ impl Op {
         to,
         ttl_ms,
         handoffs,
+        fence,
       } => (
-        &*scripts::TRANSFER,
+        if *fence {
+          &*scripts::TRANSFER
+        } else {
+          &*scripts::TRANSFER_PLAIN
+        },
         vec![
           key.to_vec(),
           scripts::fence_key(key),
@@ -194,7 +239,7 @@ impl Op {
         vec![fence.to_string(), scripts::FENCE_KEEP_MS.to_string()],
       ),
       Op::Script { script, key, args } => (*script, vec![key.to_vec()], args.clone()),
-      Op::Inspect { .. } | Op::Command(_) => return None,
+      Op::Inspect { .. } | Op::Command(_) | Op::MarkWaiting { .. } => return None,
     })
   }
 }
@@ -236,7 +281,13 @@ pub fn judge(op: &Op, value: &Value) -> Reply {
       format!("{}: {}", e.code(), e.details().unwrap_or("")),
     ),
     (Op::Command(_) | Op::Script { .. }, v) => Reply::Value(v.clone()),
-    (Op::Acquire { .. } | Op::Transfer { .. }, Value::Int(f)) if *f > 0 => Reply::Fenced(*f as u64),
+    (Op::Acquire { fence: true, .. } | Op::Transfer { fence: true, .. }, Value::Int(f))
+      if *f > 0 =>
+    {
+      Reply::Fenced(*f as u64)
+    }
+    (Op::Acquire { .. } | Op::MarkWaiting { .. }, Value::Okay) => Reply::Yes,
+    (Op::Acquire { .. }, Value::Nil) => Reply::No,
     (_, Value::Int(1)) => Reply::Yes,
     (_, Value::Int(_)) => Reply::No,
     (_, other) => Reply::Failed(CauseKind::Server, format!("unexpected reply {other:?}")),

@@ -47,6 +47,8 @@ pub struct Redlock<E: Endpoint> {
   pub(super) nodes: Vec<Arc<E>>,
   pub(super) quorum: usize,
   drift_factor: f64,
+  /// Whether acquisitions draw fences (`lockOptions.fencing`).
+  pub(super) fencing: bool,
   /// How late a node still out when a round was decided may yet run its command.
   node_timeout: Duration,
 }
@@ -83,8 +85,15 @@ impl<E: Endpoint> Redlock<E> {
       quorum: nodes.len() / 2 + 1,
       nodes: nodes.into_iter().map(Arc::new).collect(),
       drift_factor,
+      fencing: true,
       node_timeout,
     }
+  }
+
+  /// Without fences, acquiring one key is a plain `SET NX PX` (see `Op::Acquire`).
+  pub fn fencing(mut self, on: bool) -> Self {
+    self.fencing = on;
+    self
   }
 
   /// node-redlock's drift: `driftFactor × ttl + 2` ms (Redis expires with 1 ms precision).
@@ -276,17 +285,33 @@ impl<E: Endpoint> Redlock<E> {
   pub(super) async fn acquire(&self, keys: Resources, token: &str, ttl: Duration) -> Attempt {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
+    // (Several keys take the script either way: all or none of them is set.)
+    let fence = self.fencing || keys.single().is_none();
     let tally = self
       .round(|| Op::Acquire {
         keys: keys.clone(),
         token: token.to_owned(),
         ttl_ms,
+        fence,
       })
       .await;
     if tally.yes >= self.quorum {
-      if let Some(v) = self.validity(start, ttl, &tally) {
-        self.raise_fence(&keys, v.fence);
+      if let Some(mut v) = self.validity(start, ttl, &tally) {
+        if self.fencing {
+          self.raise_fence(&keys, v.fence);
+        } else {
+          v.fence = None;
+        }
         return Attempt::Won(v);
+      }
+    }
+    if !fence && tally.no > 0 {
+      // What the script does when the key is held: other processes' local handoffs give
+      // way to us for a while (`scripts::WAITING_MS`).
+      if let Some(key) = keys.single() {
+        for &i in &tally.answered {
+          drop(self.nodes[i].call(Op::MarkWaiting { key: key.clone() }));
+        }
       }
     }
     // Partial or late: take back whatever we set, everywhere, before the caller goes on.

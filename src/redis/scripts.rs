@@ -171,6 +171,14 @@ redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2]){DRAW_FENCE}"#
   )
 });
 
+/// TRANSFER without a fence (`lockOptions.fencing: false`): the same keys and arguments,
+/// KEYS[2] and ARGV[3] unused. Returns 1, or 0.
+pub static TRANSFER_PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(TRANSFER_PLAIN_SOURCE));
+pub const TRANSFER_PLAIN_SOURCE: &str = r#"if tonumber(ARGV[5]) >= tonumber(ARGV[6]) and redis.call("exists", KEYS[3]) == 1 then return 0 end
+if redis.call("get", KEYS[1]) ~= ARGV[4] then return 0 end
+redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2])
+return 1"#;
+
 #[cfg(test)]
 mod tests {
   use super::fence_key;

@@ -96,6 +96,7 @@ impl<E: Endpoint> Store for Redlock<E> {
         to: to.to_owned(),
         ttl_ms,
         handoffs,
+        fence: self.fencing,
       })
       .await;
     let keys = Resources::one(key.clone());
