@@ -48,7 +48,7 @@ function removeManagerSignals(id) {
   managers.delete(id)
 }
 
-// drain()'s events, packed (src/napi/events.rs `pack`): a u32 count, then per event f64s
+// drain()'s events, packed (src/napi/events.rs `pack`): f64s, the count, then per event
 // [kind, id, ...], or for the rarer kinds the next object of drainObjects().
 const GRANTED = 0
 const TIMED_OUT = 1
@@ -57,34 +57,36 @@ const EXTENDED = 3
 const DONE = 4
 
 function unpack(b) {
-  const n = b.readUInt32LE(0)
+  // (A fresh buffer starts at offset 0; one that did not would be copied to one that does.)
+  const f = b.byteOffset % 8 === 0 ? new Float64Array(b.buffer, b.byteOffset, b.length / 8) : new Float64Array(new Uint8Array(b).buffer)
+  const n = f[0]
   const events = new Array(n)
   let objects
   let o = 0
-  let p = 4
+  let w = 1 // the next f64
   for (let i = 0; i < n; i++) {
-    const kind = b.readDoubleLE(p)
-    const id = b.readDoubleLE(p + 8)
-    p += 16
+    const kind = f[w]
+    const id = f[w + 1]
+    w += 2
     if (kind === GRANTED) events[i] = { kind: 'granted', id }
     else if (kind === TIMED_OUT) events[i] = { kind: 'timedOut', id }
     else if (kind === LOCKED) {
-      const fence = b.readDoubleLE(p + 24)
-      const len = b.readDoubleLE(p + 32)
-      const at = p + 40
+      const fence = f[w + 3]
+      const len = f[w + 4]
+      const at = (w + 5) * 8
       events[i] = {
         kind: 'locked',
         id,
-        lockId: b.readDoubleLE(p),
-        value: b.toString('utf8', at, at + len),
-        expiration: b.readDoubleLE(p + 8),
-        attempts: b.readDoubleLE(p + 16),
+        lockId: f[w],
+        value: b.toString('latin1', at, at + len),
+        expiration: f[w + 1],
+        attempts: f[w + 2],
         fence: Number.isNaN(fence) ? undefined : fence,
       }
-      p = at + len
+      w += 5 + Math.ceil(len / 8)
     } else if (kind === EXTENDED) {
-      events[i] = { kind: 'extended', id, expiration: b.readDoubleLE(p) }
-      p += 8
+      events[i] = { kind: 'extended', id, expiration: f[w] }
+      w += 1
     } else if (kind === DONE) events[i] = { kind: 'done', id }
     else {
       objects ??= native.drainObjects()

@@ -1,4 +1,4 @@
-//! Lock tokens for the in-memory backend.
+//! Lock tokens: the in-memory backend's, and those the remote stores keep.
 //!
 //! Ownership is checked by a lock's numeric id, which is never reused. The public token
 //! (`handle.value`) is a keyed PRF of that id: SipHash-2-4 with a 128-bit key drawn once
@@ -7,6 +7,7 @@
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 use std::hash::Hasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 fn key() -> &'static [u8; 16] {
@@ -26,11 +27,24 @@ pub fn token_hex(id: u64) -> String {
   format!("{:032x}", h.finish128().as_u128())
 }
 
-/// 128 fresh bits from the OS CSPRNG, hex-encoded (for backends whose token is stored remotely).
+/// A token for backends whose token is stored remotely, hex-encoded: the same keyed PRF,
+/// under a key of its own, of a process-wide counter. Unguessable as 128 bits from the OS
+/// would be, unique within the process, and another process draws its own key; but no
+/// system call per lock (`getrandom` showed in the Redis profile).
 pub fn random_token_hex() -> std::io::Result<String> {
-  let mut b = [0u8; 16];
-  getrandom::fill(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
-  Ok(format!("{:032x}", u128::from_be_bytes(b)))
+  static KEY: OnceLock<Result<[u8; 16], String>> = OnceLock::new();
+  static NEXT: AtomicU64 = AtomicU64::new(0);
+  let key = KEY
+    .get_or_init(|| {
+      let mut k = [0u8; 16];
+      getrandom::fill(&mut k).map_err(|e| e.to_string())?;
+      Ok(k)
+    })
+    .as_ref()
+    .map_err(|e| std::io::Error::other(e.clone()))?;
+  let mut h = SipHasher24::new_with_key(key);
+  h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+  Ok(format!("{:032x}", h.finish128().as_u128()))
 }
 
 #[cfg(test)]
@@ -43,5 +57,18 @@ mod tests {
     assert_ne!(token_hex(1), token_hex(2));
     assert_eq!(token_hex(7).len(), 32);
     assert_ne!(random_token_hex().unwrap(), random_token_hex().unwrap());
+  }
+
+  #[test]
+  fn remote_tokens_are_distinct_hex() {
+    let all: std::collections::HashSet<String> =
+      (0..10_000).map(|_| random_token_hex().unwrap()).collect();
+    assert_eq!(all.len(), 10_000);
+    assert!(all.iter().all(|t| t.len() == 32
+      && t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))));
+    // Not the in-memory tokens of the same numbers: another key.
+    assert!(!all.contains(&token_hex(0)));
   }
 }

@@ -21,14 +21,15 @@ const DONE: f64 = 4.0;
 /// The next object of `drainObjects`.
 const OBJECT: f64 = 5.0;
 
-/// Packs `events`, in order: a u32 count, then per event little-endian f64s [kind, id]
-/// and, for `LOCKED`, [lock id, expiration, attempts, fence (NaN: none), token length]
-/// and the token's bytes; for `EXTENDED`, [expiration]. An `OBJECT` is taken from
-/// `take_objects`. (An object per event cost more than the rest of a remote lock's work:
-/// N-API defines each property by a name it looks up again every time.)
+/// Packs `events`, in order, as little-endian f64s (the JS side reads them through a
+/// Float64Array): the count, then per event [kind, id] and, for `LOCKED`, [lock id,
+/// expiration, attempts, fence (NaN: none), token length] and the token's bytes, padded
+/// to a whole f64; for `EXTENDED`, [expiration]. An `OBJECT` is taken from `take_objects`.
+/// (An object per event cost more than the rest of a remote lock's work: N-API defines
+/// each property by a name it looks up again every time.)
 pub fn pack(events: Vec<Event>) -> Vec<u8> {
-  let mut out = Vec::with_capacity(4 + events.len() * 88);
-  out.extend_from_slice(&(events.len() as u32).to_le_bytes());
+  let mut out = Vec::with_capacity(8 + events.len() * 88);
+  out.extend_from_slice(&(events.len() as f64).to_le_bytes());
   let mut objects = Vec::new();
   fn put(out: &mut Vec<u8>, values: &[f64]) {
     for v in values {
@@ -55,6 +56,7 @@ pub fn pack(events: Vec<Event>) -> Vec<u8> {
           ],
         );
         out.extend_from_slice(token);
+        out.resize(out.len().next_multiple_of(8), 0);
       }
       Event::Settled(req, Outcome::Extended(expiration)) => {
         put(&mut out, &[EXTENDED, req.as_f64(), expiration])
