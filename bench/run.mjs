@@ -38,8 +38,9 @@ const BASE = process.env.OXLOCK_BENCH_BASE ? ['oxlock-base'] : []
 const MEMORY_LIBS = ['oxlock', ...BASE, 'async-lock', 'async-mutex']
 const USING_LIBS = ['oxlock', ...BASE, 'async-lock'] // S1u, S2u
 // oxlock-iothread: oxlock with OXLOCK_IO=thread (its Redis requests through the I/O thread).
-const REDIS_LIBS = ['oxlock', 'oxlock-iothread', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw', 'ioredis-raw-ap']
-const REDLOCK_LIBS = ['oxlock', 'oxlock-iothread', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore'] // the raw baseline is single-node only
+// oxlock-nofence: oxlock with lockOptions.fencing: false (no fence counter, a plain SET NX PX).
+const REDIS_LIBS = ['oxlock', 'oxlock-nofence', 'oxlock-iothread', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw', 'ioredis-raw-ap']
+const REDLOCK_LIBS = ['oxlock', 'oxlock-nofence', 'oxlock-iothread', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore'] // the raw baseline is single-node only
 // S5x: oxlock also at retryDelay 1000 ms (woken by the unlock's publish, not by polling)
 const S5X_LIBS = ['oxlock', 'oxlock-rd1000', ...BASE, 'redlock-v4', 'sesamecare-redlock', 'redis-semaphore', 'ioredis-raw']
 const SCENARIOS = {

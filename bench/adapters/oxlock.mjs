@@ -81,7 +81,13 @@ export async function redis(nodes, cfg) {
   const lock = Lock.create({
     type: 'redis',
     connection: nodes.length === 1 ? nodes[0] : nodes,
-    lockOptions: { retryCount: cfg.retryCount, retryDelay: cfg.retryDelay, retryJitter: cfg.retryJitter },
+    lockOptions: {
+      retryCount: cfg.retryCount,
+      retryDelay: cfg.retryDelay,
+      retryJitter: cfg.retryJitter,
+      // oxlock-nofence: no fence counter (the peers have none), a plain SET NX PX.
+      ...(process.env.OXLOCK_BENCH_NOFENCE ? { fencing: false } : {}),
+    },
   })
   const ttl = cfg.ttl
   return {
