@@ -139,7 +139,7 @@ export declare class LockHandle<R extends Resource = string> implements AsyncDis
   readonly value: string
   /** When the lock expires unless extended, in epoch ms; 0 once released or taken over. */
   readonly expiration: number
-  /** This acquisition's fencing number (a safe integer): greater than every earlier acquisition's of the key. See the README's "Fencing tokens". */
+  /** This acquisition's fencing number (a safe integer): greater than every earlier acquisition's of the key. See the README's "Fencing tokens". (`undefined` on a Redis manager made with `lockOptions.fencing: false`.) */
   readonly fence: number
   /** Releases the lock. Resolves also when it had expired or was released already, and never frees another holder's lock. */
   unlock(): Promise<void>

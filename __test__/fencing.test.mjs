@@ -187,9 +187,14 @@ describe('lockOptions.fencing: false on Redis', { timeout: 60000 }, () => {
     assert.equal(most, 1)
   })
 
-  test('fencing must be a boolean', () => {
+  test('fencing must be a boolean; in memory it is accepted (one lockOptions for every type) and fences stay', async () => {
     assert.throws(() => create({ type: 'redis', lockOptions: { fencing: 'no' } }), (e) => e instanceof TypeError && /lockOptions\.fencing/.test(e.message))
-    assert.throws(() => create({ lockOptions: { fencing: false } }), (e) => /fencing/.test(e.message) && e.code === 'E_CONFIG')
+    assert.throws(() => create({ lockOptions: { fencing: 1 } }), (e) => e instanceof TypeError && /lockOptions\.fencing/.test(e.message))
+    const m = create({ lockOptions: { fencing: false } })
+    const h = await m.lock('fencing:memory', 1000)
+    assert.ok(Number.isSafeInteger(h.fence))
+    await m.destroy()
+    assert.throws(() => create({ type: 'postgres', lockOptions: { fencing: false } }), (e) => /fencing/.test(e.message) && e.code === 'E_CONFIG')
   })
 })
 

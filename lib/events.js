@@ -56,9 +56,17 @@ const LOCKED = 2
 const EXTENDED = 3
 const DONE = 4
 
-function unpack(b) {
+// A Float64Array reads in the host's byte order; the pack is little-endian.
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+function words(b) {
+  if (!LITTLE_ENDIAN) return Array.from({ length: b.length / 8 }, (_, i) => b.readDoubleLE(i * 8))
   // (A fresh buffer starts at offset 0; one that did not would be copied to one that does.)
-  const f = b.byteOffset % 8 === 0 ? new Float64Array(b.buffer, b.byteOffset, b.length / 8) : new Float64Array(new Uint8Array(b).buffer)
+  return b.byteOffset % 8 === 0 ? new Float64Array(b.buffer, b.byteOffset, b.length / 8) : new Float64Array(new Uint8Array(b).buffer)
+}
+
+function unpack(b) {
+  const f = words(b)
   const n = f[0]
   const events = new Array(n)
   let objects

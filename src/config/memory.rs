@@ -32,7 +32,8 @@ impl InMemoryConfig {
 }
 
 /// node-redlock's fields, accepted so one `lockOptions` serves every type; only
-/// `retryCount` and `retryDelay` mean something in memory.
+/// `retryCount` and `retryDelay` mean something in memory (Redis's `fencing` is accepted
+/// too, and checked: fences cost nothing here, handles keep theirs).
 pub(super) const LOCK_OPTION_FIELDS: &[&str] = &[
   "retryCount",
   "retryDelay",
@@ -45,10 +46,11 @@ pub(super) const LOCK_OPTION_FIELDS: &[&str] = &[
 pub(super) fn parse(src: &Source) -> Result<InMemoryConfig, Error> {
   src.refuse("connection", "inMemory")?;
   let lo = lock_options(src)?;
-  lo.only(LOCK_OPTION_FIELDS, &[])?;
+  lo.only(LOCK_OPTION_FIELDS, super::redis::REDIS_LOCK_OPTION_FIELDS)?;
   let (retry, delay_ms) = retry_and_delay(src, lo)?;
   // Checked so one `lockOptions` serves every type, though they mean nothing in memory.
   super::redis::timing(lo)?;
+  lo.boolean("fencing", true)?;
   let scope = match src.get("scope") {
     None => Scope::Instance,
     Some((Value::String(s), path)) => match s.as_str() {

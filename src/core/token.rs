@@ -32,16 +32,17 @@ pub fn token_hex(id: u64) -> String {
 /// would be, unique within the process, and another process draws its own key; but no
 /// system call per lock (`getrandom` showed in the Redis profile).
 pub fn random_token_hex() -> std::io::Result<String> {
-  static KEY: OnceLock<Result<[u8; 16], String>> = OnceLock::new();
+  static KEY: OnceLock<[u8; 16]> = OnceLock::new();
   static NEXT: AtomicU64 = AtomicU64::new(0);
-  let key = KEY
-    .get_or_init(|| {
+  let key = match KEY.get() {
+    Some(k) => k,
+    None => {
+      // Drawn until it works (a failure is not kept); of two racing draws, one key is kept.
       let mut k = [0u8; 16];
-      getrandom::fill(&mut k).map_err(|e| e.to_string())?;
-      Ok(k)
-    })
-    .as_ref()
-    .map_err(|e| std::io::Error::other(e.clone()))?;
+      getrandom::fill(&mut k).map_err(|e| std::io::Error::other(e.to_string()))?;
+      KEY.get_or_init(|| k)
+    }
+  };
   let mut h = SipHasher24::new_with_key(key);
   h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
   Ok(format!("{:032x}", h.finish128().as_u128()))

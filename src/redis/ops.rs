@@ -281,9 +281,9 @@ pub fn judge(op: &Op, value: &Value) -> Reply {
       format!("{}: {}", e.code(), e.details().unwrap_or("")),
     ),
     (Op::Command(_) | Op::Script { .. }, v) => Reply::Value(v.clone()),
-    (Op::Acquire { fence: true, .. } | Op::Transfer { fence: true, .. }, Value::Int(f))
-      if *f > 0 =>
-    {
+    // An acquisition answered with a number ran a script (a plain SET answers OK or nil),
+    // and its number is the fence, also when the fence is dropped (several keys, no fencing).
+    (Op::Acquire { .. } | Op::Transfer { fence: true, .. }, Value::Int(f)) if *f > 0 => {
       Reply::Fenced(*f as u64)
     }
     (Op::Acquire { .. } | Op::MarkWaiting { .. }, Value::Okay) => Reply::Yes,

@@ -72,6 +72,8 @@ pub(super) struct Tally {
   pub all_heard: bool,
   /// The nodes that answered yes or no, by index.
   pub answered: Vec<usize>,
+  /// The nodes that answered no, by index.
+  pub refused: Vec<usize>,
   /// The largest fence among the yes votes.
   pub fence: Option<u64>,
 }
@@ -144,6 +146,9 @@ impl<E: Endpoint> Redlock<E> {
       heard[i] = true;
       if matches!(reply, Reply::Yes | Reply::Fenced(_) | Reply::No) {
         t.answered.push(i);
+      }
+      if reply == Reply::No {
+        t.refused.push(i);
       }
       match reply {
         Reply::Yes => t.yes += 1,
@@ -309,7 +314,7 @@ impl<E: Endpoint> Redlock<E> {
       // What the script does when the key is held: other processes' local handoffs give
       // way to us for a while (`scripts::WAITING_MS`).
       if let Some(key) = keys.single() {
-        for &i in &tally.answered {
+        for &i in &tally.refused {
           drop(self.nodes[i].call(Op::MarkWaiting { key: key.clone() }));
         }
       }

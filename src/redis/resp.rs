@@ -61,7 +61,8 @@ const MAX_DEPTH: usize = 4;
 fn value(buf: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
   let kind = *buf.get(at)?;
   let eol = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
-  let line = &buf[at + 1..eol];
+  // (None for a line with no type byte: `\r\n` at `at` itself.)
+  let line = buf.get(at + 1..eol)?;
   let next = eol + 2;
   match kind {
     b'+' => {
@@ -158,6 +159,8 @@ mod tests {
       b"+OK\r\n+OK\r\n",
       b"*2\r\n:1\r\n",
       b"$9223372036854775807\r\nab",
+      b"\r\n",
+      b"*1\r\n\r\n",
     ];
     for frame in left {
       assert_eq!(parse(frame), None, "{:?}", String::from_utf8_lossy(frame));
