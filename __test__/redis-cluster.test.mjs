@@ -1,7 +1,8 @@
 // Redis Cluster (`connection: { cluster: [seeds] }`) against a real 3-master cluster
 // (cluster-harness.mjs): keys spread over the masters, fences, multi-resource locks that share a
 // hash tag and E_CROSSSLOT for those that do not, wake-ups across nodes (pub/sub is
-// cluster-wide), a slot migrated in the middle of a run with no exclusion violation, and the
+// cluster-wide), a slot migrated in the middle of a run with no exclusion violation,
+// `fencing: false` (plain SETs and waiting marks on each key's master), and the
 // configuration errors (db, host beside cluster).
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -62,6 +63,43 @@ describe('on a 3-master cluster', { timeout: 90000 }, () => {
       await h2.unlock()
     }
     assert.equal(owners.size, 3, 'the keys were spread over the three masters')
+  })
+
+  test('fencing: false: plain SET NX PX on each key\'s master, a refused attempt marks the key\'s waiting key there, a handoff', async () => {
+    const m = mk({ retryCount: 0, fencing: false })
+    const other = mk({ retryCount: 0 })
+    const owners = new Set()
+    for (let i = 0; i < 12; i++) {
+      const k = `cluster:plain:${i}`
+      const h = await m.lock(k, 10000)
+      const owner = await c.owner(k)
+      owners.add(owner.port)
+      assert.equal(h.fence, undefined)
+      assert.equal(await owner.get(k), h.value)
+      assert.equal(await owner.get(`{${k}}:fence`), null)
+      await h.unlock()
+      assert.equal(await owner.get(k), null)
+    }
+    assert.equal(owners.size, 3, 'the keys were spread over the three masters')
+    const k = 'cluster:plain:held'
+    const held = await other.lock(k, 10000)
+    await rejectsWith(m.lock(k, 1000), LockError, 'E_LOCK_BUSY')
+    const owner = await c.owner(k)
+    let mark
+    for (let i = 0; i < 50 && mark == null; i++) {
+      mark = await owner.get(`{${k}}:waiting`)
+      if (mark == null) await sleep(10)
+    }
+    assert.equal(mark, '1')
+    await held.unlock()
+    const w = mk({ retryCount: -1, fencing: false })
+    const h1 = await w.lock(k, 10000)
+    const next = w.lock(k, 10000)
+    await sleep(20)
+    await h1.unlock()
+    const h2 = await next
+    assert.equal(await owner.get(k), h2.value)
+    await h2.unlock()
   })
 
   test('multi-resource: keys with one hash tag lock together; keys in different slots are E_CROSSSLOT at once', async () => {
