@@ -355,4 +355,35 @@ describe('the in-memory table of scope "instance"', () => {
     assert.deepEqual(during, [true, 'E_ABORTED'])
     assert.equal(m.isLocked(k), false)
   })
+
+  test('an argument-less using() on a free key reads no clock and holds the key past its ttl while fn runs', async () => {
+    const m = mk({ retry: -1 })
+    const k = 'table:bare-free'
+    const { performance } = await import('node:perf_hooks')
+    const real = performance.now
+    let reads = 0
+    performance.now = function () {
+      reads++
+      return real.call(this)
+    }
+    let during
+    let q
+    try {
+      q = m.using(k, async () => {
+        await sleep(80) // four times its ttl
+        const ac = new AbortController()
+        setTimeout(() => ac.abort(), 20)
+        during = [m.isLocked(k), await m.lock(k, { signal: ac.signal }).then(() => 'taken', (e) => e.code)]
+      }, { ttl: 20 })
+      assert.equal(reads, 0, 'using() read the clock')
+      const h = m.lock('table:bare-free:other', 1000)
+      assert.equal(reads, 1, 'lock() reads the clock once')
+      await (await h).unlock()
+    } finally {
+      performance.now = real
+    }
+    await q
+    assert.deepEqual(during, [true, 'E_ABORTED'])
+    assert.equal(m.isLocked(k), false)
+  })
 })

@@ -51,33 +51,37 @@ class LockTable {
   }
 
   /** Takes `key` now: the new lock id, 0 when held and the caller may not wait, or -1 when
-   *  it must wait (then `enqueue`). */
-  take(key, ttl) {
+   *  it must wait (then `enqueue`). `pinned`: taken pinned (see `pin`), for an
+   *  argument-less using(). */
+  take(key, ttl, pinned = false) {
     let st = this.keys.get(key)
     // A key others wait for: the caller queues behind them, whether or not its holder's ttl
     // ran out (the key's timer hands it to the first of them then), so no clock read.
     if (st !== undefined && st.waiting !== 0) return this.waitMs === 0 ? 0 : -1
-    const now = performance.now()
-    if (st !== undefined && st.holder !== 0 && st.expires <= now) {
-      // The holder's ttl ran out before anyone looked: the first waiter gets the key.
+    // The clock only where it decides something: a holder's expiry, or the new one. (A
+    // clock read costs as much as the rest of the call.)
+    let now = -1
+    if (st !== undefined && st.holder !== 0) {
+      now = performance.now()
+      if (st.expires > now) return this.waitMs === 0 ? 0 : -1
+      // The holder's ttl ran out before anyone looked (and nobody waits): the key is free.
       this.#handOff(key, st, now)
-      st = this.keys.get(key)
     }
+    if (!pinned && now < 0) now = performance.now()
+    const id = ++FENCES.last
+    const expires = pinned ? Infinity : now + ttl
     if (st === undefined) {
-      const id = ++FENCES.last
-      this.keys.set(key, new KeyState(id, now + ttl))
-      if (this.keys.size >= this.sweepAt) this.#sweep(now)
-      return id
-    }
-    if (st.holder === 0) {
+      st = new KeyState(id, expires)
+      this.keys.set(key, st)
+      if (this.keys.size >= this.sweepAt) this.#sweep(now < 0 ? performance.now() : now)
+    } else {
       // An idle key's state, kept for reuse (no allocation, no map insert).
-      const id = ++FENCES.last
       st.holder = id
-      st.expires = now + ttl
+      st.expires = expires
       st.used = true
-      return id
     }
-    return this.waitMs === 0 ? 0 : -1
+    if (pinned) st.pinTtl = ttl
+    return id
   }
 
   /** Queues waiter `w` behind the holder of `key`: `w` has `key`, `ttl`, `pins`, `next`, `gone`,
@@ -129,13 +133,10 @@ class LockTable {
   }
 
   /** Holds `id`'s lock on `key` until it is released, as if extended by `ttl` ms forever:
-   *  using() with no bound, while its function runs (no timers). False if not held.
-   *  `justTaken`: `id` got the key in the current call (take, or a handoff's grant). */
-  pin(key, id, ttl, justTaken = false) {
+   *  using() with no bound, while its function runs (no timers). False if not held. */
+  pin(key, id, ttl) {
     const st = this.keys.get(key)
-    if (st === undefined || st.holder !== id) return false
-    // (A key taken or handed on in this very call has a whole ttl left: no clock read.)
-    if (!justTaken && st.expires <= performance.now()) return false
+    if (st === undefined || st.holder !== id || st.expires <= performance.now()) return false
     st.expires = Infinity
     st.pinTtl = ttl
     // A timer armed for waiters stays: when it fires it finds the key pinned and does

@@ -97,8 +97,8 @@ function using(manager, key, fn, options, lockNs) {
 // and the key is released when `fn` settles; nothing else of ours is made.
 function usingBare(manager, key, fn, ttl) {
   const table = manager._table
-  const id = table.take(key, ttl)
-  if (id > 0) return runPinned(table, key, id, ttl, fn)
+  const id = table.take(key, ttl, true)
+  if (id > 0) return runPinned(table, key, id, fn)
   if (id === 0) return Promise.reject(busyError(key, manager._retry))
   const p = deferred()
   table.enqueue(key, new BareCall(manager, key, ttl, fn, settle.resolve, settle.reject))

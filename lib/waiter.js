@@ -60,10 +60,10 @@ const rethrow = (e) => {
   throw e
 }
 
-/** Pins `id`'s lock on `key`, which it got in this very call, runs `fn` a microtask from now
- *  and releases the key when `fn` settles; the result goes through `done` / `failed`. */
-function runPinned(table, key, id, ttl, fn, done = same, failed = rethrow) {
-  table.pin(key, id, ttl, true)
+/** Runs `fn` a microtask from now holding `id`'s lock on `key`, pinned already (taken
+ *  pinned, or handed on to a waiter that `pins`), and releases the key when `fn` settles;
+ *  the result goes through `done` / `failed`. */
+function runPinned(table, key, id, fn, done = same, failed = rethrow) {
   return RESOLVED.then(fn).then(
     (v) => {
       table.release(key, id)
@@ -87,7 +87,7 @@ class BareCall extends Waiter {
 
   // Called inside the previous holder's release: `fn` runs later, not in there.
   granted(id) {
-    runPinned(this.manager._table, this.key, id, this.ttl, this.fn, this.resolve, this.reject)
+    runPinned(this.manager._table, this.key, id, this.fn, this.resolve, this.reject)
   }
 }
 
