@@ -34,6 +34,16 @@ async function fences(m, k, count) {
   return out
 }
 
+// A lock of `k` on `m` and the one it hands the key to on unlock (a second lock() queued
+// in the same manager).
+async function handoff(m, k) {
+  const h1 = await m.lock(k, 5000)
+  const p = m.lock(k, 5000)
+  await new Promise((r) => setTimeout(r, 20))
+  await h1.unlock()
+  return [h1, await p]
+}
+
 function assertIncreasing(xs, what) {
   for (const [i, x] of xs.entries()) {
     assert.ok(Number.isSafeInteger(x) && x > 0, `${what}: fence ${i} is ${x}`)
@@ -76,11 +86,7 @@ describe('fencing tokens on Redis', { timeout: 60000 }, () => {
   test('a local handoff draws a new fence too', async () => {
     const m = mk([one])
     const k = key('handoff')
-    const h1 = await m.lock(k, 5000)
-    const p = m.lock(k, 5000)
-    await new Promise((r) => setTimeout(r, 20))
-    await h1.unlock()
-    const h2 = await p
+    const [h1, h2] = await handoff(m, k)
     assert.ok(h2.fence > h1.fence, `${h2.fence} after ${h1.fence}`)
     await h2.unlock()
   })
@@ -148,11 +154,7 @@ describe('lockOptions.fencing: false on Redis', { timeout: 60000 }, () => {
   test('a local handoff and a multi-resource lock: no fence; three nodes: the quorum holds the value', async () => {
     const m = plain([one])
     const k = key('plain-handoff')
-    const h1 = await m.lock(k, 5000)
-    const p = m.lock(k, 5000)
-    await new Promise((r) => setTimeout(r, 20))
-    await h1.unlock()
-    const h2 = await p
+    const [, h2] = await handoff(m, k)
     assert.equal(h2.fence, undefined)
     assert.equal(await one.get(k), h2.value)
     await h2.unlock()

@@ -22,8 +22,13 @@ fn key() -> &'static [u8; 16] {
 
 /// 32 lowercase hex chars, the same shape as node-redlock's values.
 pub fn token_hex(id: u64) -> String {
-  let mut h = SipHasher24::new_with_key(key());
-  h.write_u64(id);
+  prf_hex(key(), id)
+}
+
+/// SipHash-2-4 of `n` under `key`, 128 bits as 32 lowercase hex chars.
+fn prf_hex(key: &[u8; 16], n: u64) -> String {
+  let mut h = SipHasher24::new_with_key(key);
+  h.write_u64(n);
   format!("{:032x}", h.finish128().as_u128())
 }
 
@@ -31,7 +36,7 @@ pub fn token_hex(id: u64) -> String {
 /// under a key of its own, of a process-wide counter. Unguessable as 128 bits from the OS
 /// would be, unique within the process, and another process draws its own key; but no
 /// system call per lock (`getrandom` showed in the Redis profile).
-pub fn random_token_hex() -> std::io::Result<String> {
+pub fn remote_token_hex() -> std::io::Result<String> {
   static KEY: OnceLock<[u8; 16]> = OnceLock::new();
   static NEXT: AtomicU64 = AtomicU64::new(0);
   let key = match KEY.get() {
@@ -43,9 +48,7 @@ pub fn random_token_hex() -> std::io::Result<String> {
       KEY.get_or_init(|| k)
     }
   };
-  let mut h = SipHasher24::new_with_key(key);
-  h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
-  Ok(format!("{:032x}", h.finish128().as_u128()))
+  Ok(prf_hex(key, NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 #[cfg(test)]
@@ -57,13 +60,13 @@ mod tests {
     assert_eq!(token_hex(1), token_hex(1));
     assert_ne!(token_hex(1), token_hex(2));
     assert_eq!(token_hex(7).len(), 32);
-    assert_ne!(random_token_hex().unwrap(), random_token_hex().unwrap());
+    assert_ne!(remote_token_hex().unwrap(), remote_token_hex().unwrap());
   }
 
   #[test]
   fn remote_tokens_are_distinct_hex() {
     let all: std::collections::HashSet<String> =
-      (0..10_000).map(|_| random_token_hex().unwrap()).collect();
+      (0..10_000).map(|_| remote_token_hex().unwrap()).collect();
     assert_eq!(all.len(), 10_000);
     assert!(all.iter().all(|t| t.len() == 32
       && t

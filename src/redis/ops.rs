@@ -121,7 +121,7 @@ impl Op {
           None => scripts::ACQUIRE_ALL_SOURCE,
         }),
         Op::Transfer { fence: true, .. } => Some(&scripts::TRANSFER_SOURCE),
-        Op::Transfer { fence: false, .. } => Some(scripts::TRANSFER_PLAIN_SOURCE),
+        Op::Transfer { fence: false, .. } => Some(&scripts::TRANSFER_PLAIN_SOURCE),
         _ => None,
       };
       let cmd = match source {

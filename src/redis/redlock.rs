@@ -66,7 +66,6 @@ pub(super) enum Decide {
 #[derive(Default)]
 pub(super) struct Tally {
   pub yes: usize,
-  pub no: usize,
   pub causes: Vec<Cause>,
   /// Every node answered (none may still run the command later).
   pub all_heard: bool,
@@ -76,6 +75,13 @@ pub(super) struct Tally {
   pub refused: Vec<usize>,
   /// The largest fence among the yes votes.
   pub fence: Option<u64>,
+}
+
+impl Tally {
+  /// How many nodes answered no.
+  pub fn no(&self) -> usize {
+    self.refused.len()
+  }
 }
 
 /// How long a failed round waits for the nodes still out, so its causes name them all.
@@ -147,16 +153,13 @@ impl<E: Endpoint> Redlock<E> {
       if matches!(reply, Reply::Yes | Reply::Fenced(_) | Reply::No) {
         t.answered.push(i);
       }
-      if reply == Reply::No {
-        t.refused.push(i);
-      }
       match reply {
         Reply::Yes => t.yes += 1,
         Reply::Fenced(f) => {
           t.yes += 1;
           t.fence = t.fence.max(Some(f));
         }
-        Reply::No => t.no += 1,
+        Reply::No => t.refused.push(i),
         Reply::Failed(kind, message) => t.causes.push(Cause {
           node: self.nodes[i].label().to_string(),
           kind,
@@ -173,13 +176,13 @@ impl<E: Endpoint> Redlock<E> {
       count(&mut t, i, reply);
       let decided = match decide {
         Decide::Votes => t.yes >= self.quorum || n - t.yes - pending.len() > n - self.quorum,
-        Decide::Answers => t.yes + t.no >= self.quorum || t.causes.len() > n - self.quorum,
+        Decide::Answers => t.yes + t.no() >= self.quorum || t.causes.len() > n - self.quorum,
       };
       if decided {
         break;
       }
     }
-    if t.yes + t.no < self.quorum && !pending.is_empty() {
+    if t.yes + t.no() < self.quorum && !pending.is_empty() {
       let grace = tokio::time::sleep(STRAGGLER_GRACE);
       tokio::pin!(grace);
       loop {
@@ -290,14 +293,12 @@ impl<E: Endpoint> Redlock<E> {
   pub(super) async fn acquire(&self, keys: Resources, token: &str, ttl: Duration) -> Attempt {
     let ttl_ms = ttl.as_millis() as u64;
     let start = Instant::now();
-    // (Several keys take the script either way: all or none of them is set.)
-    let fence = self.fencing || keys.single().is_none();
     let tally = self
       .round(|| Op::Acquire {
         keys: keys.clone(),
         token: token.to_owned(),
         ttl_ms,
-        fence,
+        fence: self.fencing,
       })
       .await;
     if tally.yes >= self.quorum {
@@ -310,9 +311,9 @@ impl<E: Endpoint> Redlock<E> {
         return Attempt::Won(v);
       }
     }
-    if !fence && tally.no > 0 {
+    if !self.fencing {
       // What the script does when the key is held: other processes' local handoffs give
-      // way to us for a while (`scripts::WAITING_MS`).
+      // way to us for a while (`scripts::WAITING_MS`). (Several keys took the script.)
       if let Some(key) = keys.single() {
         for &i in &tally.refused {
           drop(self.nodes[i].call(Op::MarkWaiting { key: key.clone() }));
@@ -320,11 +321,11 @@ impl<E: Endpoint> Redlock<E> {
       }
     }
     // Partial or late: take back whatever we set, everywhere, before the caller goes on.
-    if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
+    if tally.yes > 0 || tally.yes + tally.no() < self.nodes.len() {
       let until = self.attempt_expiry(start, ttl);
       self.take_back(&keys, token, &tally.answered, until).await;
     }
-    if tally.yes + tally.no >= self.quorum {
+    if tally.yes + tally.no() >= self.quorum {
       Attempt::Held
     } else {
       Attempt::Failed(tally.causes)
@@ -346,7 +347,7 @@ impl<E: Endpoint> Redlock<E> {
         return Attempt::Won(v);
       }
     }
-    if tally.no > self.nodes.len() - self.quorum {
+    if tally.no() > self.nodes.len() - self.quorum {
       Attempt::Held
     } else {
       Attempt::Failed(tally.causes)

@@ -163,21 +163,18 @@ return 0"#,
 /// holder's fence is drawn (KEYS[2], ARGV[3] as in ACQUIRE). Returns the fence, or 0. It
 /// refuses (0) after ARGV[5] ≥ ARGV[6] handoffs in a row while someone waits (KEYS[3]).
 pub static TRANSFER: LazyLock<Script> = LazyLock::new(|| Script::new(&TRANSFER_SOURCE));
-pub static TRANSFER_SOURCE: LazyLock<String> = LazyLock::new(|| {
-  format!(
-    r#"if tonumber(ARGV[5]) >= tonumber(ARGV[6]) and redis.call("exists", KEYS[3]) == 1 then return 0 end
+pub static TRANSFER_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{PASS_ON}{DRAW_FENCE}"));
+
+/// TRANSFER up to its fence: the fairness check, the compare and the set.
+const PASS_ON: &str = r#"if tonumber(ARGV[5]) >= tonumber(ARGV[6]) and redis.call("exists", KEYS[3]) == 1 then return 0 end
 if redis.call("get", KEYS[1]) ~= ARGV[4] then return 0 end
-redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2]){DRAW_FENCE}"#
-  )
-});
+redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2])"#;
 
 /// TRANSFER without a fence (`lockOptions.fencing: false`): the same keys and arguments,
 /// KEYS[2] and ARGV[3] unused. Returns 1, or 0.
-pub static TRANSFER_PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(TRANSFER_PLAIN_SOURCE));
-pub const TRANSFER_PLAIN_SOURCE: &str = r#"if tonumber(ARGV[5]) >= tonumber(ARGV[6]) and redis.call("exists", KEYS[3]) == 1 then return 0 end
-if redis.call("get", KEYS[1]) ~= ARGV[4] then return 0 end
-redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2])
-return 1"#;
+pub static TRANSFER_PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(&TRANSFER_PLAIN_SOURCE));
+pub static TRANSFER_PLAIN_SOURCE: LazyLock<String> =
+  LazyLock::new(|| format!("{PASS_ON}\nreturn 1"));
 
 #[cfg(test)]
 mod tests {

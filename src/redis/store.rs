@@ -72,7 +72,7 @@ impl<E: Endpoint> Store for Redlock<E> {
     let tally = self
       .round_until(Decide::Answers, || Op::Inspect { key: key.clone() })
       .await;
-    if tally.yes + tally.no >= self.quorum {
+    if tally.yes + tally.no() >= self.quorum {
       Ok(tally.yes > 0)
     } else {
       Err(tally.causes)
@@ -121,7 +121,7 @@ impl<E: Endpoint> Store for Redlock<E> {
       }
     }
     // As after a failed acquire.
-    if tally.yes > 0 || tally.yes + tally.no < self.nodes.len() {
+    if tally.yes > 0 || tally.yes + tally.no() < self.nodes.len() {
       let until = self.attempt_expiry(start, ttl);
       self.take_back(&keys, to, &tally.answered, until).await;
     }

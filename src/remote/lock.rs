@@ -333,6 +333,6 @@ impl<S: Store> RemoteManager<S> {
 }
 
 pub(super) fn fresh_token() -> Result<String, Error> {
-  token::random_token_hex()
+  token::remote_token_hex()
     .map_err(|e| Error::internal(format!("no OS randomness for a token: {e}")))
 }
