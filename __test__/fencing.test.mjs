@@ -70,7 +70,7 @@ describe('fencing tokens on Redis', { timeout: 60000 }, () => {
   test('the counter deleted (or a node flushed) between acquisitions: the next fence is still larger', async () => {
     const m = mk([one])
     const k = key('lost-counter')
-    const [a] = await fences(m, k, 1)
+    const a = (await fences(m, k, 20)).at(-1)
     await one.cmd('DEL', `{${k}}:fence`)
     const [b] = await fences(m, k, 1)
     assert.ok(b > a, `${b} after ${a}`)
@@ -81,6 +81,22 @@ describe('fencing tokens on Redis', { timeout: 60000 }, () => {
     await servers[2].cmd('DEL', `{${k3}}:fence`)
     const later = await fences(r, k3, 3)
     assertIncreasing([...before, ...later], 'Redlock with lost counters')
+  })
+
+  test('the server clock is read for a new counter only; an existing one is incremented', async () => {
+    const m = mk([one])
+    const k = key('clock-once')
+    const times = async () => Number(/cmdstat_time:calls=(\d+)/.exec(await one.cmd('INFO', 'commandstats'))?.[1] ?? 0)
+    const before = await times()
+    const [first, ...rest] = await fences(m, k, 10)
+    assert.equal(await times(), before + 1, 'TIME calls over 10 acquisitions of one key')
+    // A new counter starts from the clock in µs; later draws add one each.
+    assert.ok(first > 1e15, `first fence ${first}`)
+    assert.deepEqual(rest, rest.map((_, i) => first + i + 1))
+    // A handoff increments it too.
+    const [h1, h2] = await handoff(m, k)
+    assert.equal(h2.fence, h1.fence + 1)
+    await h2.unlock()
   })
 
   test('a local handoff draws a new fence too', async () => {
