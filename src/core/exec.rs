@@ -31,18 +31,20 @@ pub enum Spawner {
 impl Spawner {
   /// Runs `fut` to completion (or until aborted).
   pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> Task {
-    let (abort, reg) = AbortHandle::new_pair();
-    let done = Arc::new(Done::default());
-    let mark = MarkDone(done.clone());
-    let fut = async move {
-      let _mark = mark;
-      let _ = Abortable::new(fut, reg).await;
-    };
     match self {
-      Spawner::Runtime => drop(runtime::runtime().spawn(fut)),
-      Spawner::Local(exec) => exec.spawn(Box::pin(fut)),
+      Spawner::Runtime => {
+        let (abort, reg) = AbortHandle::new_pair();
+        let done = Arc::new(Done::default());
+        let mark = MarkDone(done.clone());
+        drop(runtime::runtime().spawn(async move {
+          let _mark = mark;
+          let _ = Abortable::new(fut, reg).await;
+        }));
+        Task(TaskRef::Runtime { abort, done })
+      }
+      // The local task is its own abort flag and done mark: no allocation beyond the task.
+      Spawner::Local(exec) => Task(TaskRef::Local(exec.spawn(Box::pin(fut)))),
     }
-    Task { abort, done }
   }
 }
 
@@ -51,30 +53,47 @@ impl Spawner {
   pub fn detach(&self, fut: impl Future<Output = ()> + Send + 'static) {
     match self {
       Spawner::Runtime => drop(runtime::runtime().spawn(fut)),
-      Spawner::Local(exec) => exec.spawn(Box::pin(fut)),
+      Spawner::Local(exec) => drop(exec.spawn(Box::pin(fut))),
     }
   }
 }
 
 /// A spawned task: it can be aborted (its future is dropped where it runs) and awaited.
-pub struct Task {
-  abort: AbortHandle,
-  done: Arc<Done>,
+pub struct Task(TaskRef);
+
+enum TaskRef {
+  Runtime { abort: AbortHandle, done: Arc<Done> },
+  Local(Arc<LocalTask>),
 }
 
 impl Task {
   pub fn abort(&self) {
-    self.abort.abort();
+    match &self.0 {
+      TaskRef::Runtime { abort, .. } => abort.abort(),
+      TaskRef::Local(task) => {
+        task.aborted.store(true, Ordering::Release);
+        // Queued, so its owner drops the future at its next `run`.
+        ArcWake::wake_by_ref(task);
+      }
+    }
+  }
+
+  fn done(&self) -> &Done {
+    match &self.0 {
+      TaskRef::Runtime { done, .. } => done,
+      TaskRef::Local(task) => &task.done,
+    }
   }
 
   pub fn is_finished(&self) -> bool {
-    self.done.flag.load(Ordering::Acquire)
+    self.done().flag.load(Ordering::Acquire)
   }
 
   /// Resolves once the task finished, was aborted, or was dropped by its executor.
   pub async fn join(self) {
+    let done = self.done();
     loop {
-      let notified = self.done.notify.notified();
+      let notified = done.notify.notified();
       tokio::pin!(notified);
       notified.as_mut().enable();
       if self.is_finished() {
@@ -91,12 +110,18 @@ struct Done {
   notify: tokio::sync::Notify,
 }
 
+impl Done {
+  fn mark(&self) {
+    self.flag.store(true, Ordering::Release);
+    self.notify.notify_waiters();
+  }
+}
+
 struct MarkDone(Arc<Done>);
 
 impl Drop for MarkDone {
   fn drop(&mut self) {
-    self.0.flag.store(true, Ordering::Release);
-    self.0.notify.notify_waiters();
+    self.0.mark();
   }
 }
 
@@ -139,6 +164,10 @@ pub struct LocalExec {
 struct LocalTask {
   fut: Mutex<Option<BoxFuture<'static, ()>>>,
   queued: AtomicBool,
+  /// `Task::abort` was called: the next `run` drops the future unpolled.
+  aborted: AtomicBool,
+  /// Marked once the future is gone (finished, panicked or aborted).
+  done: Done,
   exec: Weak<LocalExec>,
 }
 
@@ -165,13 +194,16 @@ impl LocalExec {
     })
   }
 
-  fn spawn(&self, fut: BoxFuture<'static, ()>) {
+  fn spawn(&self, fut: BoxFuture<'static, ()>) -> Arc<LocalTask> {
     let task = Arc::new(LocalTask {
       fut: Mutex::new(Some(fut)),
       queued: AtomicBool::new(true),
+      aborted: AtomicBool::new(false),
+      done: Done::default(),
       exec: self.me.clone(),
     });
-    self.enqueue(task);
+    self.enqueue(task.clone());
+    task
   }
 
   fn enqueue(&self, task: Arc<LocalTask>) {
@@ -202,10 +234,15 @@ impl LocalExec {
       let mut cx = Context::from_waker(&waker);
       let mut slot = task.fut.lock();
       let Some(fut) = slot.as_mut() else { continue };
-      match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll_unpin(&mut cx))) {
-        Ok(Poll::Pending) => {}
-        Ok(Poll::Ready(())) | Err(_) => *slot = None,
+      if !task.aborted.load(Ordering::Acquire) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll_unpin(&mut cx))) {
+          Ok(Poll::Pending) => continue,
+          Ok(Poll::Ready(())) | Err(_) => {}
+        }
       }
+      *slot = None;
+      drop(slot);
+      task.done.mark();
     }
   }
 }
@@ -272,6 +309,37 @@ mod tests {
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
     exec.run();
     assert!(waiting.is_finished());
+  }
+
+  #[test]
+  fn a_local_task_aborted_from_elsewhere_is_dropped_on_its_owner_and_joins() {
+    struct OnDrop(Arc<AtomicU64>);
+    impl Drop for OnDrop {
+      fn drop(&mut self) {
+        self.0.store(thread_tag(), Ordering::SeqCst);
+      }
+    }
+    let wakes = Arc::new(Count::default());
+    let exec = LocalExec::new(wakes.clone());
+    let dropped_on = Arc::new(AtomicU64::new(0));
+    let guard = OnDrop(dropped_on.clone());
+    let task = Spawner::Local(exec.clone()).spawn(async move {
+      let _guard = guard;
+      std::future::pending::<()>().await
+    });
+    exec.run();
+    let task = std::thread::spawn(move || {
+      task.abort();
+      task
+    })
+    .join()
+    .unwrap();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    assert!(!task.is_finished());
+    exec.run();
+    assert!(task.is_finished());
+    assert_eq!(dropped_on.load(Ordering::SeqCst), thread_tag());
+    runtime::runtime().block_on(task.join());
   }
 
   #[test]
