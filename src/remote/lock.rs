@@ -10,7 +10,7 @@ use super::gate::Baton;
 use super::manager::{Cancel, Held, RemoteManager};
 use super::resources::{self, Resources};
 use super::{watch, Attempt, Store, Validity};
-use crate::core::{clock, token, Error, ErrorKind, Event, Lease, LockId, Outcome, Signal, Task};
+use crate::core::{clock, token, Error, ErrorKind, Lease, LockId, Outcome};
 
 /// The key's gate while a lock request owns it; leaves it when dropped armed.
 struct GateOwned<'a, S: Store> {
@@ -237,23 +237,24 @@ impl<S: Store> RemoteManager<S> {
     handoffs: u32,
   ) -> Lease {
     let lock_id = LockId::next();
-    self.held.lock().insert(
+    // Filed while the lock is in `held`, so the watcher always finds it there.
+    let mut held = self.held.lock();
+    let expiry = self
+      .expiries
+      .add(v.expires_at, lock_id, || self.watch_expiries());
+    held.insert(
       lock_id,
       Held {
         keys,
         token: token.clone(),
         valid_until: v.valid_until,
         expires_at: v.expires_at,
-        watcher: None,
+        expiry,
         handoffs,
         releasing: false,
       },
     );
-    let watcher = self.watch_expiry(lock_id);
-    match self.held.lock().get_mut(&lock_id) {
-      Some(h) => h.watcher = Some(watcher),
-      None => watcher.abort(), // unlocked already
-    }
+    drop(held);
     Lease {
       lock_id,
       token,
@@ -290,45 +291,6 @@ impl<S: Store> RemoteManager<S> {
       }
       tokio::time::sleep(self.retry.pause().min(valid_until - now)).await;
     }
-  }
-
-  /// Opens the local gate once a lock that nobody unlocked is gone from the store.
-  pub(super) fn watch_expiry(&self, lock: LockId) -> Task {
-    let me = self.me.clone();
-    self.spawner.spawn(async move {
-      // The first look is at once: a timer, even one already due, fires on the I/O
-      // thread and would wake a JS thread for nothing when the lock is short-lived.
-      let mut until = None;
-      loop {
-        if let Some(until) = until {
-          tokio::time::sleep_until(until).await;
-        }
-        let Some(m) = me.upgrade() else { break };
-        let mut held = m.held.lock();
-        match held.get_mut(&lock) {
-          Some(h) if h.expires_at <= Instant::now() => {
-            h.watcher = None; // this task: it must not abort itself
-            let keys = h.keys.clone();
-            held.remove(&lock);
-            drop(held);
-            // Held, never unlocked, and now gone from the store: the `lost` event (one
-            // per key of a multi-resource lock).
-            for key in keys.keys() {
-              m.gates.leave(key, None);
-              m.inbox.push(Event::Signal(Signal {
-                source: m.id,
-                name: "lost",
-                key: String::from_utf8_lossy(key).into_owned(),
-                error: None,
-              }));
-            }
-            break;
-          }
-          Some(h) => until = Some(h.expires_at.into()), // first look, or extended
-          None => break,                                // unlocked: that path opened the gate
-        }
-      }
-    })
   }
 }
 

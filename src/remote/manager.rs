@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+use super::expiry::Expiries;
 use super::gate::Gates;
 use super::resources::{self, Resources};
 use super::Store;
@@ -76,19 +77,12 @@ pub(super) struct Held {
   pub token: String,
   pub valid_until: Instant,
   pub expires_at: Instant,
-  pub watcher: Option<Task>,
+  /// Its place among the manager's expiries (taken out when this is dropped).
+  pub expiry: super::expiry::Entry,
   /// Local handoffs in a row that brought the key to this holder.
   pub handoffs: u32,
   /// `unlock()` was called: not held for `is_locked`; kept for `destroy()` till it runs.
   pub releasing: bool,
-}
-
-impl Drop for Held {
-  fn drop(&mut self) {
-    if let Some(w) = self.watcher.take() {
-      w.abort();
-    }
-  }
 }
 
 pub struct RemoteManager<S: Store> {
@@ -101,6 +95,8 @@ pub struct RemoteManager<S: Store> {
   pub(super) retry: RetryPolicy,
   pub(super) gates: Gates,
   pub(super) held: Mutex<HashMap<LockId, Held>>,
+  /// When the held locks' leases end, watched by one task.
+  pub(super) expiries: Arc<Expiries>,
   requests: Mutex<HashMap<RequestId, Running>>,
   /// Releases nobody awaits (a lock given back, a token passed on to nobody): destroy()
   /// waits for them too, so it resolves once every lock is released.
@@ -151,6 +147,7 @@ impl<S: Store> RemoteManager<S> {
       retry,
       gates: Gates::default(),
       held: Mutex::new(HashMap::new()),
+      expiries: Arc::default(),
       requests: Mutex::new(HashMap::new()),
       background: Mutex::new(Vec::new()),
       spawner,

@@ -4,6 +4,7 @@
 //! caller, retries, cancellation, watching leases expire, and delivering outcomes to the
 //! JS thread's inbox.
 
+mod expiry;
 mod gate;
 mod health;
 mod lock;

@@ -335,6 +335,36 @@ fn an_expired_lock_lets_the_next_local_waiter_in() {
 }
 
 #[test]
+fn one_watcher_finds_a_lock_filed_before_the_others_lost_and_an_extended_one_kept() {
+  let mut h = Harness::new(PATIENT);
+  let (long, short, extended) = (key("w-long"), key("w-short"), key("w-ext"));
+  let ll = h.m.lock(long.clone(), TTL);
+  let ll = h.locked(ll);
+  // Filed after a lock that ends in 10 s, it ends first: the watcher must wake for it.
+  let ls = h.m.lock(short.clone(), Duration::from_millis(60));
+  let _ls = h.locked(ls);
+  let le = h.m.lock(extended.clone(), Duration::from_millis(80));
+  let le = h.locked(le);
+  let x = h.m.extend(le.lock_id, TTL).expect("refused at once");
+  assert!(matches!(h.wait(x), Outcome::Extended(_)));
+  let lost = |h: &mut Harness, k: &str| {
+    h.collect();
+    h.signals.iter().any(|s| s.name == "lost" && s.key == k)
+  };
+  eventually("the short lock reported lost", || lost(&mut h, "w-short"));
+  assert!(!h.m.is_locked(&short));
+  std::thread::sleep(Duration::from_millis(100));
+  assert!(
+    !lost(&mut h, "w-ext"),
+    "an extended lock reported lost at its first expiry"
+  );
+  assert!(h.m.is_locked(&extended) && h.m.is_locked(&long));
+  h.unlock(&le);
+  h.unlock(&ll);
+  h.assert_idle();
+}
+
+#[test]
 fn an_outage_fails_every_caller_as_unavailable() {
   let retry = RetryPolicy {
     count: 2,
