@@ -166,6 +166,18 @@ impl JsConn {
 }
 
 impl JsConn {
+  /// Sends `count` commands already written as RESP (`encode.rs`); resolves their replies,
+  /// error replies among them as values.
+  pub fn request(
+    &self,
+    bytes: &[u8],
+    count: usize,
+  ) -> impl std::future::Future<Output = RedisResult<Vec<Value>>> + Send + use<> {
+    answer(self.send(bytes, count, 0))
+  }
+}
+
+impl JsConn {
   /// A request sent at `sent` went unanswered. If the socket has answered before but
   /// nothing since `sent` (a paused server, a route that went silent), it is given up:
   /// what waits on it fails, and the next request opens a new socket, so a socket nobody

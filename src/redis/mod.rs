@@ -4,6 +4,7 @@
 
 mod cluster;
 mod conn;
+mod encode;
 mod js_conn;
 mod node;
 mod ops;

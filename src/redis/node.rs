@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cluster::ClusterConn;
 use super::conn::{Conn, Source};
+use super::encode;
 use super::js_conn::JsConn;
 use super::ops::{describe, is_noscript, judge, Op, Reply};
 use super::redlock::{Endpoint, Unwatch};
@@ -287,13 +288,8 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Job>, w: Writer) {
 }
 
 async fn send_batch(batch: Vec<Job>, mut w: Writer) {
-  let mut pipe = redis::pipe();
-  pipe.ignore_errors();
-  for job in &batch {
-    job.op.write(&mut pipe);
-  }
   let (timeout, sent) = (w.timeout, Instant::now());
-  let replies = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut w.conn)).await;
+  let replies = tokio::time::timeout(timeout, query(&batch, &mut w.conn)).await;
   match replies {
     Ok(Ok(values)) if values.len() == batch.len() => {
       w.health.ok();
@@ -326,6 +322,24 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
       fail_all(batch, CauseKind::Timeout, no_reply(timeout), &w)
     }
   }
+}
+
+/// The batch's replies, error replies among them as values. A connection the JS thread
+/// drives gets the commands as RESP written at once (`encode.rs`); the others a pipeline.
+async fn query(batch: &[Job], conn: &mut Conn) -> redis::RedisResult<Vec<Value>> {
+  if let Conn::Js(c) = conn {
+    let mut bytes = Vec::with_capacity(256 * batch.len());
+    for job in batch {
+      encode::encode(&job.op, &mut bytes);
+    }
+    return c.request(&bytes, batch.len()).await;
+  }
+  let mut pipe = redis::pipe();
+  pipe.ignore_errors();
+  for job in batch {
+    job.op.write(&mut pipe);
+  }
+  pipe.query_async::<Vec<Value>>(conn).await
 }
 
 /// A release that could not reach the node goes out again after a pause, while its key

@@ -109,32 +109,47 @@ return 1"#,
 /// wrapped as the tag (`{<key>}:fence`), unless it holds a `}` (then `<key>:fence`, which
 /// only a single node or Redlock can serve).
 pub fn fence_key(key: &[u8]) -> Vec<u8> {
-  side_key(key, b":fence")
+  side_key(key, FENCE_SUFFIX)
 }
 
 /// The "someone waits" mark of `key` (`{<key>}:waiting`, in the key's slot as `fence_key`).
 pub fn waiting_key(key: &[u8]) -> Vec<u8> {
-  side_key(key, b":waiting")
+  side_key(key, WAITING_SUFFIX)
 }
 
 fn side_key(key: &[u8], suffix: &[u8]) -> Vec<u8> {
+  let mut out = Vec::with_capacity(key.len() + suffix.len() + 2);
+  write_side_key(&mut out, key, suffix);
+  out
+}
+
+/// Whether `key`'s side keys wrap it as their hash tag (`{<key>}`): not when it has a tag
+/// of its own, nor when it holds a `}`.
+pub fn side_key_wraps(key: &[u8]) -> bool {
   let has_tag = key.iter().position(|&b| b == b'{').is_some_and(|open| {
     key[open + 1..]
       .iter()
       .position(|&b| b == b'}')
       .is_some_and(|len| len > 0)
   });
-  let mut out = Vec::with_capacity(key.len() + 8);
-  if has_tag || key.contains(&b'}') {
-    out.extend_from_slice(key);
-  } else {
+  !has_tag && !key.contains(&b'}')
+}
+
+/// Appends `key`'s side key with `suffix` (`fence_key`, `waiting_key`) to `out`.
+pub fn write_side_key(out: &mut Vec<u8>, key: &[u8], suffix: &[u8]) {
+  if side_key_wraps(key) {
     out.push(b'{');
     out.extend_from_slice(key);
     out.push(b'}');
+  } else {
+    out.extend_from_slice(key);
   }
   out.extend_from_slice(suffix);
-  out
 }
+
+/// The suffixes of `fence_key` and `waiting_key`.
+pub const FENCE_SUFFIX: &[u8] = b":fence";
+pub const WAITING_SUFFIX: &[u8] = b":waiting";
 
 /// Deletes the key if it holds our token. Returns 1 if deleted, 0 otherwise.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_SOURCE));
