@@ -1,9 +1,10 @@
 //! When a manager's held locks run out on the store: one ordered set of (expiry, lock) and
 //! one task that sleeps until the first of them, for every lock of the manager. A task and
 //! a timer of its own per lock cost a spawn, a timer registration and an abort per cycle;
-//! here a lock costs an insert and a remove, and the timer is re-armed only when a lock
-//! expires before every other (not in a steady stream of equal ttls). An entry of a lock
-//! that is gone leaves the timer as it is: it can only fire early, never late.
+//! here a lock costs an insert and a remove, and the watcher is woken only when a lock
+//! expires before the time it sleeps until (not in a steady stream of equal ttls, nor for
+//! one sequential lock after another). An entry of a lock that is gone leaves the timer as
+//! it is: it can only fire early, never late.
 
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
@@ -18,11 +19,18 @@ use crate::core::{Event, LockId, Signal, Task};
 /// The locks to look at, by when their lease on the store ends.
 #[derive(Default)]
 pub(super) struct Expiries {
-  due: Mutex<BTreeSet<(Instant, LockId)>>,
+  due: Mutex<Due>,
   /// A lock now expires before the time the watcher sleeps until.
   earlier: Notify,
   /// The watcher, started with the first lock.
   watcher: Mutex<Option<Task>>,
+}
+
+#[derive(Default)]
+struct Due {
+  set: BTreeSet<(Instant, LockId)>,
+  /// When the watcher's timer fires; None while it sleeps without one (or has not slept).
+  armed: Option<Instant>,
 }
 
 /// A held lock's place in its manager's `Expiries`, taken out when the lock is dropped.
@@ -35,12 +43,12 @@ pub(super) struct Entry {
 impl Expiries {
   /// Files `lock` under `at`; `start` spawns the watcher if there is none yet.
   pub fn add(self: &Arc<Self>, at: Instant, lock: LockId, start: impl FnOnce() -> Task) -> Entry {
-    let first = {
+    let sooner = {
       let mut due = self.due.lock();
-      due.insert((at, lock));
-      due.first() == Some(&(at, lock))
+      due.set.insert((at, lock));
+      due.armed.is_none_or(|t| at < t)
     };
-    if first {
+    if sooner {
       let mut watcher = self.watcher.lock();
       if watcher.is_none() {
         *watcher = Some(start());
@@ -58,17 +66,19 @@ impl Expiries {
   /// Takes out every entry due at `now`.
   pub fn take_due(&self, now: Instant) -> Vec<LockId> {
     let mut due = self.due.lock();
-    let later = due.split_off(&(now, LockId::from_raw(u64::MAX)));
-    let taken = std::mem::replace(&mut *due, later);
+    let later = due.set.split_off(&(now, LockId::from_raw(u64::MAX)));
+    let taken = std::mem::replace(&mut due.set, later);
     taken.into_iter().map(|(_, lock)| lock).collect()
   }
 
-  /// When the first entry is due, if any.
-  pub fn next(&self) -> Option<Instant> {
-    self.due.lock().first().map(|&(at, _)| at)
+  /// When the first entry is due, if any: the watcher's timer is set to that now.
+  pub fn arm(&self) -> Option<Instant> {
+    let mut due = self.due.lock();
+    due.armed = due.set.first().map(|&(at, _)| at);
+    due.armed
   }
 
-  /// Resolves when a lock filed after this call is due before all the others.
+  /// Notified when a lock is filed that is due before the armed time.
   pub fn earlier(&self) -> &Notify {
     &self.earlier
   }
@@ -85,15 +95,15 @@ impl Entry {
   /// Files the lock again under `at` (it was extended).
   pub fn refile(&mut self, at: Instant) {
     let mut due = self.set.due.lock();
-    due.remove(&(self.at, self.lock));
-    due.insert((at, self.lock));
+    due.set.remove(&(self.at, self.lock));
+    due.set.insert((at, self.lock));
     self.at = at;
   }
 }
 
 impl Drop for Entry {
   fn drop(&mut self) {
-    self.set.due.lock().remove(&(self.at, self.lock));
+    self.set.due.lock().set.remove(&(self.at, self.lock));
   }
 }
 
@@ -133,7 +143,7 @@ impl<S: Store> RemoteManager<S> {
             }));
           }
         }
-        let next = set.next();
+        let next = set.arm();
         drop(m);
         let earlier = set.earlier().notified();
         match next {
@@ -160,6 +170,7 @@ impl<S: Store> Drop for RemoteManager<S> {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use futures_util::FutureExt;
   use std::time::Duration;
 
   #[test]
@@ -176,15 +187,22 @@ mod tests {
     let eb = set.add(ms(10), b, || unreachable!("started once"));
     let mut ec = set.add(ms(20), c, || unreachable!("started once"));
     assert_eq!(started, 1);
-    assert_eq!(set.next(), Some(ms(10)));
+    assert_eq!(set.arm(), Some(ms(10)));
     drop(eb);
-    assert_eq!(set.next(), Some(ms(20)));
+    assert_eq!(set.arm(), Some(ms(20)));
     ec.refile(ms(40));
     assert_eq!(set.take_due(ms(30)), vec![a]);
-    assert_eq!(set.next(), Some(ms(40)));
+    assert_eq!(set.arm(), Some(ms(40)));
     drop(ea); // taken out already: nothing to remove
     assert_eq!(set.take_due(ms(39)), vec![]);
-    drop(ec);
-    assert_eq!(set.next(), None);
+    // Armed for 40 ms: a lock due later does not wake the watcher, one due sooner does.
+    let woken = || set.earlier().notified().now_or_never().is_some();
+    woken(); // the permit of b's notification
+    let _ed = set.add(ms(50), LockId::next(), || unreachable!("started once"));
+    assert!(!woken(), "woken for a lock due after the armed time");
+    let ee = set.add(ms(35), LockId::next(), || unreachable!("started once"));
+    assert!(woken(), "not woken for a lock due before the armed time");
+    drop((ec, ee));
+    assert_eq!(set.arm(), Some(ms(50)));
   }
 }
