@@ -33,7 +33,7 @@ impl ClusterConn {
       .response_timeout(timeout)
       .retries(2);
     if let Some(tls) = &cfg.tls {
-      b = b.certs(super::node::certificates(tls));
+      b = b.certs(super::conn::certificates(tls));
       if tls.insecure {
         b = b.tls(redis::TlsMode::Insecure);
       }

@@ -1,6 +1,7 @@
 //! Where one node's commands go: a fixed address (redis-rs's `ConnectionManager`, which
-//! reconnects by itself) or the master that Redis Sentinel names now (`SentinelConn`). The
-//! writer and the subscriber of a node see only these two types.
+//! reconnects by itself), the master that Redis Sentinel names now (`SentinelConn`), a
+//! cluster, or a socket the JS thread drives; and the redis-rs client (TLS included) each is
+//! built from. The writer and the subscriber of a node see only these types.
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
@@ -9,7 +10,10 @@ use std::sync::Arc;
 
 use super::cluster::ClusterConn;
 use super::js_conn::JsConn;
+use super::ops::describe;
 use super::sentinel::{SentinelConn, Sentinels};
+use crate::config::RedisNode;
+use crate::core::{Error, ErrorKind};
 
 /// How to reach the node (for connections of its own, such as the subscriber's).
 #[derive(Clone)]
@@ -32,13 +36,10 @@ impl Source {
     } else if let Some(seeds) = &cfg.cluster {
       // Pub/sub is cluster-wide (a PUBLISH reaches every node): any seed serves, the next
       // one after a failure.
-      let clients = seeds
-        .iter()
-        .map(super::node::client)
-        .collect::<Result<Vec<_>, _>>()?;
+      let clients = seeds.iter().map(client).collect::<Result<Vec<_>, _>>()?;
       Source::Seeds(Arc::new((clients, AtomicUsize::new(0))))
     } else {
-      Source::Direct(Box::new(super::node::client(cfg)?))
+      Source::Direct(Box::new(client(cfg)?))
     })
   }
 
@@ -124,4 +125,36 @@ impl ConnectionLike for Conn {
       Conn::Cluster(c) => c.get_db(),
     }
   }
+}
+
+/// What redis-rs needs of a node's TLS options (a private CA, a client certificate); installs
+/// the process's rustls crypto provider first (a second install is a no-op).
+pub(super) fn certificates(tls: &crate::config::TlsConfig) -> redis::TlsCertificates {
+  let _ = rustls::crypto::ring::default_provider().install_default();
+  redis::TlsCertificates {
+    client_tls: match (&tls.cert, &tls.key) {
+      (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+        client_cert: cert.clone(),
+        client_key: key.clone(),
+      }),
+      _ => None,
+    },
+    root_cert: tls.ca.clone(),
+  }
+}
+
+/// The redis-rs client of one configured node (TLS roots and client certificate included);
+/// it connects only when asked to.
+pub fn client(cfg: &RedisNode) -> Result<redis::Client, Error> {
+  let config_error = |e: redis::RedisError| {
+    Error::new(
+      ErrorKind::Config,
+      format!("{}: {}", cfg.label, describe(&e).1),
+    )
+  };
+  match &cfg.tls {
+    Some(tls) => redis::Client::build_with_tls(cfg.url.as_str(), certificates(tls)),
+    None => redis::Client::open(cfg.url.as_str()),
+  }
+  .map_err(config_error)
 }

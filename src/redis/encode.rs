@@ -6,8 +6,6 @@
 //! faces' commands, multi-resource scripts) go through redis-rs's packing, unchanged; a
 //! test checks that both give the same bytes for every operation written here.
 
-use redis::Pipeline;
-
 use super::ops::Op;
 use super::scripts::{self, side_key_wraps, FENCE_SUFFIX, WAITING_SUFFIX};
 
@@ -16,12 +14,8 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
   if !encode_own(op, out) {
     let mut pipe = redis::pipe();
     op.write(&mut pipe);
-    append_packed(&pipe, out);
+    out.extend_from_slice(&pipe.get_packed_pipeline());
   }
-}
-
-fn append_packed(pipe: &Pipeline, out: &mut Vec<u8>) {
-  out.extend_from_slice(&pipe.get_packed_pipeline());
 }
 
 /// Writes the operations of the lock's hot path; false for any other.
@@ -169,9 +163,9 @@ impl Resp<'_> {
 
   /// `key`'s side key (`scripts::fence_key`, `waiting_key`), written in place.
   fn side(&mut self, key: &[u8], suffix: &[u8]) {
-    let wraps = if side_key_wraps(key) { 2 } else { 0 };
-    self.header(b'$', key.len() + suffix.len() + wraps);
-    scripts::write_side_key(self.0, key, suffix);
+    let wraps = side_key_wraps(key);
+    self.header(b'$', key.len() + suffix.len() + if wraps { 2 } else { 0 });
+    scripts::write_side_key(self.0, key, suffix, wraps);
     self.0.extend_from_slice(b"\r\n");
   }
 }

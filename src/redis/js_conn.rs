@@ -163,9 +163,7 @@ impl JsConn {
     });
     rx
   }
-}
 
-impl JsConn {
   /// Sends `count` commands already written as RESP (`encode.rs`); resolves their replies,
   /// error replies among them as values.
   pub fn request(

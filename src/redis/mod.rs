@@ -18,8 +18,8 @@ mod subscriber;
 #[cfg(test)]
 mod tests;
 
-pub use conn::Source;
-pub use node::{client, Node};
+pub use conn::{client, Source};
+pub use node::Node;
 pub use ops::{describe, Op, Reply};
 pub use redlock::{Endpoint, Redlock};
 pub use subscriber::freed_channel;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cluster::ClusterConn;
-use super::conn::{Conn, Source};
+use super::conn::{client, Conn, Source};
 use super::encode;
 use super::js_conn::JsConn;
 use super::ops::{describe, is_noscript, judge, Op, Reply};
@@ -74,38 +74,6 @@ pub struct Node {
   in_flight: Arc<AtomicUsize>,
   /// Whether the JS thread drives its connection (`JsConn`).
   on_js_thread: bool,
-}
-
-/// What redis-rs needs of a node's TLS options (a private CA, a client certificate); installs
-/// the process's rustls crypto provider first (a second install is a no-op).
-pub(super) fn certificates(tls: &crate::config::TlsConfig) -> redis::TlsCertificates {
-  let _ = rustls::crypto::ring::default_provider().install_default();
-  redis::TlsCertificates {
-    client_tls: match (&tls.cert, &tls.key) {
-      (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-        client_cert: cert.clone(),
-        client_key: key.clone(),
-      }),
-      _ => None,
-    },
-    root_cert: tls.ca.clone(),
-  }
-}
-
-/// The redis-rs client of one configured node (TLS roots and client certificate included);
-/// it connects only when asked to.
-pub fn client(cfg: &RedisNode) -> Result<redis::Client, Error> {
-  let config_error = |e: redis::RedisError| {
-    Error::new(
-      ErrorKind::Config,
-      format!("{}: {}", cfg.label, describe(&e).1),
-    )
-  };
-  match &cfg.tls {
-    Some(tls) => redis::Client::build_with_tls(cfg.url.as_str(), certificates(tls)),
-    None => redis::Client::open(cfg.url.as_str()),
-  }
-  .map_err(config_error)
 }
 
 impl Node {

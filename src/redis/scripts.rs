@@ -119,7 +119,7 @@ pub fn waiting_key(key: &[u8]) -> Vec<u8> {
 
 fn side_key(key: &[u8], suffix: &[u8]) -> Vec<u8> {
   let mut out = Vec::with_capacity(key.len() + suffix.len() + 2);
-  write_side_key(&mut out, key, suffix);
+  write_side_key(&mut out, key, suffix, side_key_wraps(key));
   out
 }
 
@@ -135,9 +135,10 @@ pub fn side_key_wraps(key: &[u8]) -> bool {
   !has_tag && !key.contains(&b'}')
 }
 
-/// Appends `key`'s side key with `suffix` (`fence_key`, `waiting_key`) to `out`.
-pub fn write_side_key(out: &mut Vec<u8>, key: &[u8], suffix: &[u8]) {
-  if side_key_wraps(key) {
+/// Appends `key`'s side key with `suffix` (`fence_key`, `waiting_key`) to `out`; `wraps`
+/// is `side_key_wraps(key)`, found once by a caller that also needs the length.
+pub fn write_side_key(out: &mut Vec<u8>, key: &[u8], suffix: &[u8], wraps: bool) {
+  if wraps {
     out.push(b'{');
     out.extend_from_slice(key);
     out.push(b'}');

@@ -9,7 +9,7 @@ use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFu
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::node::client;
+use super::conn::client;
 use crate::config::RedisNode;
 
 pub struct Sentinels {
