@@ -256,6 +256,42 @@ describe('the in-memory table of scope "instance"', () => {
     assert.equal(m.size, 0)
   })
 
+  test('argument-less using() handed on along a long queue: no nesting, a thenable holds the key until it settles, never run inside unlock()', { timeout: 20000 }, async () => {
+    const m = mk({ retry: -1 })
+    const k = 'table:bare-chain'
+    const h = await m.lock(k, 1000)
+    // 20 000 calls whose functions return at once: each runs after the one before ends,
+    // in call order, and none inside another's stack (a nested run would overflow it).
+    const seen = []
+    let depth = 0
+    const calls = Array.from({ length: 20000 }, (_, i) => m.using(k, () => {
+      depth++
+      assert.equal(depth, 1)
+      seen.push(i)
+      depth--
+      return i
+    }))
+    let inUnlock = true
+    const afterUnlock = m.using(k, () => assert.equal(inUnlock, false))
+    h.unlock()
+    inUnlock = false
+    const results = await Promise.all(calls)
+    assert.deepEqual(results, seen)
+    assert.equal(seen.length, 20000)
+    assert.ok(seen.every((v, i) => v === i))
+    await afterUnlock
+    // A thenable (not a native promise) keeps the key until it settles.
+    let settle
+    const thenable = { then: (ok) => { settle = ok } }
+    const held = m.using(k, () => thenable)
+    await sleep(5)
+    assert.equal(m.isLocked(k), true)
+    settle('done')
+    assert.equal(await held, 'done')
+    assert.equal(m.isLocked(k), false)
+    assert.equal(m.size, 0)
+  })
+
   test('argument-less using() on a held key: E_LOCK_BUSY when its wait budget ends, E_DESTROYED on destroy(), the key given on to the next', async () => {
     const busy = mk({ retry: 1, delay: 10 }) // waitMs 10 + jitter bound
     const k = 'table:bare-busy'

@@ -48,6 +48,8 @@ class LockTable {
     this.waitMs = waitMs
     this.keys = new Map()
     this.sweepAt = MIN_SWEEP
+    this.queued = 0 // waiters in all queues: while there are any, the process stays alive
+    this.lastBusy = null // the state take() found held, for the enqueue() that follows it
   }
 
   /** Takes `key` now: the new lock id, 0 when held and the caller may not wait, or -1 when
@@ -57,13 +59,19 @@ class LockTable {
     let st = this.keys.get(key)
     // A key others wait for: the caller queues behind them, whether or not its holder's ttl
     // ran out (the key's timer hands it to the first of them then), so no clock read.
-    if (st !== undefined && st.waiting !== 0) return this.waitMs === 0 ? 0 : -1
+    if (st !== undefined && st.waiting !== 0) {
+      this.lastBusy = st
+      return this.waitMs === 0 ? 0 : -1
+    }
     // The clock only where it decides something: a holder's expiry, or the new one. (A
     // clock read costs as much as the rest of the call.)
     let now = -1
     if (st !== undefined && st.holder !== 0) {
       now = performance.now()
-      if (st.expires > now) return this.waitMs === 0 ? 0 : -1
+      if (st.expires > now) {
+        this.lastBusy = st
+        return this.waitMs === 0 ? 0 : -1
+      }
       // The holder's ttl ran out before anyone looked (and nobody waits): the key is free.
       this.#handOff(key, st, now)
     }
@@ -87,13 +95,15 @@ class LockTable {
   /** Queues waiter `w` behind the holder of `key`: `w` has `key`, `ttl`, `pins`, `next`, `gone`,
    *  `deadline` for the table and `granted(id)`, `timedOut()`, `destroyed()` for its caller. */
   enqueue(key, w) {
-    const st = this.keys.get(key)
+    // Called right after take() said -1 for `key`: the state it found, with no second lookup.
+    const st = this.lastBusy ?? this.keys.get(key)
+    this.lastBusy = null
     w.prev = st.tail
     if (st.tail === null) st.head = w
     else st.tail.next = w
     st.tail = w
     st.waiting++
-    retain() // a queued lock() keeps the process alive, as a pending timer would
+    if (this.queued++ === 0) retain() // queued calls keep the process alive, as a pending timer would
     if (this.waitMs > 0) w.deadline = setTimeout(() => this.#timeOut(w), Math.min(MAX_MS, this.waitMs))
     this.#arm(key, st)
   }
@@ -215,7 +225,7 @@ class LockTable {
   #settleWaiter(w) {
     w.gone = true
     if (w.deadline !== undefined) clearTimeout(w.deadline)
-    letGo()
+    if (--this.queued === 0) letGo()
   }
 
   #unlink(st, w) {
