@@ -289,6 +289,14 @@ describe('the in-memory table of scope "instance"', () => {
     settle('done')
     assert.equal(await held, 'done')
     assert.equal(m.isLocked(k), false)
+    // A function that throws at once, or returns an object whose `then` throws, rejects
+    // with that error and releases the key; a plain object is a result like any other.
+    await rejectsWith(m.using(k, () => { throw new TypeError('at once') }), TypeError)
+    const trap = { get then() { throw new RangeError('then') } }
+    await rejectsWith(m.using(k, () => trap), RangeError)
+    const plain = { then: 1 }
+    assert.equal(await m.using(k, () => plain), plain)
+    assert.equal(m.isLocked(k), false)
     assert.equal(m.size, 0)
   })
 

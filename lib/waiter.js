@@ -55,25 +55,39 @@ class Waiter {
   }
 }
 
-const same = (v) => v
-const rethrow = (e) => {
-  throw e
-}
-
 /** Runs `fn` a microtask from now holding `id`'s lock on `key`, pinned already (taken
- *  pinned, or handed on to a waiter that `pins`), and releases the key when `fn` settles;
- *  the result goes through `done` / `failed`. */
-function runPinned(table, key, id, fn, done = same, failed = rethrow) {
-  return RESOLVED.then(fn).then(
-    (v) => {
+ *  pinned, or handed on to a waiter that `pins`), and releases the key when `fn` settles.
+ *  The result settles the promise returned, or, given `done` and `failed`, goes to them. */
+function runPinned(table, key, id, fn, done, failed) {
+  // One reaction when `fn` returns at once (released right there); a promise or thenable it
+  // returns is released when that settles.
+  return RESOLVED.then(() => {
+    let r
+    try {
+      r = fn()
+      if (r === null || (typeof r !== 'object' && typeof r !== 'function') || typeof r.then !== 'function') {
+        table.release(key, id)
+        return done === undefined ? r : done(r)
+      }
+    } catch (e) {
       table.release(key, id)
-      return done(v)
-    },
-    (e) => {
-      table.release(key, id)
+      if (done === undefined) throw e
       return failed(e)
-    },
-  )
+    }
+    const settled = Promise.resolve(r).then(
+      (v) => {
+        table.release(key, id)
+        return done === undefined ? v : done(v)
+      },
+      (e) => {
+        table.release(key, id)
+        if (done === undefined) throw e
+        return failed(e)
+      },
+    )
+    // With `done`, nobody awaits this promise: not handing it back saves adopting it.
+    return done === undefined ? settled : undefined
+  })
 }
 
 /** An argument-less using() waiting in the JS table: it holds the key only while its
