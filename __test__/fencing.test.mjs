@@ -99,6 +99,26 @@ describe('fencing tokens on Redis', { timeout: 60000 }, () => {
     await h2.unlock()
   })
 
+  test('the acquire script\'s source goes once per socket, then by hash; after SCRIPT FLUSH one attempt fails and the retry carries it again', async () => {
+    const m = mk([one], { lockOptions: { retryCount: 3, retryDelay: 20, retryJitter: 0 } })
+    const stat = async (cmd) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await one.cmd('INFO', 'commandstats'))?.[1] ?? 0)
+    const k = key('by-hash')
+    await (await m.lock(k, 5000)).unlock() // the socket opens; the source goes with it
+    const [eval0, sha0] = [await stat('eval'), await stat('evalsha')]
+    const fs = await fences(m, k, 10)
+    assert.equal(await stat('eval'), eval0, 'EVAL calls after the first acquisition')
+    assert.ok((await stat('evalsha')) >= sha0 + 10, 'EVALSHA calls over 10 acquisitions')
+    // The server forgets its scripts: the next acquisition's EVALSHA gets NOSCRIPT, fails
+    // (no load and resend behind the caller's back), and its retry sends the source.
+    await one.cmd('SCRIPT', 'FLUSH')
+    const h = await m.lock(k, 5000)
+    assert.ok(h.fence > fs[fs.length - 1])
+    assert.ok(h.attempts >= 2, `attempts ${h.attempts}`)
+    assert.equal(await one.get(k), h.value)
+    await h.unlock()
+    assert.equal(await one.get(k), null)
+  })
+
   test('a local handoff draws a new fence too', async () => {
     const m = mk([one])
     const k = key('handoff')

@@ -9,9 +9,31 @@
 use super::ops::Op;
 use super::scripts::{self, side_key_wraps, FENCE_SUFFIX, WAITING_SUFFIX};
 
-/// Appends `op` to `out` as one RESP command.
-pub fn encode(op: &Op, out: &mut Vec<u8>) {
-  if !encode_own(op, out) {
+/// The scripts that take a key (acquire, handoff) whose source one socket has carried: the
+/// server keeps a script from its first `EVAL` until a restart (which closes the socket) or
+/// a `SCRIPT FLUSH`, so on that socket they go by `EVALSHA` after that: the server then
+/// neither hashes the source again nor reads it off the wire (7.5 against 5.3 µs of server
+/// time per acquisition here). A `NOSCRIPT` fails the attempt instead of loading and
+/// retrying it (`node::send_batch`): a retry could land after the attempt's take-back.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Known(u8);
+
+impl Known {
+  const ACQUIRE: u8 = 1;
+  const TRANSFER: u8 = 2;
+  const TRANSFER_PLAIN: u8 = 4;
+
+  /// Whether `bit`'s source was sent; it is from now on.
+  fn sent(&mut self, bit: u8) -> bool {
+    let was = self.0 & bit != 0;
+    self.0 |= bit;
+    was
+  }
+}
+
+/// Appends `op` to `out` as one RESP command, by `EVALSHA` where `known` allows.
+pub fn encode(op: &Op, out: &mut Vec<u8>, known: &mut Known) {
+  if !encode_own(op, out, known) {
     let mut pipe = redis::pipe();
     op.write(&mut pipe);
     out.extend_from_slice(&pipe.get_packed_pipeline());
@@ -19,7 +41,7 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
 }
 
 /// Writes the operations of the lock's hot path; false for any other.
-fn encode_own(op: &Op, out: &mut Vec<u8>) -> bool {
+fn encode_own(op: &Op, out: &mut Vec<u8>, known: &mut Known) -> bool {
   let mut w = Resp(out);
   match op {
     Op::Acquire {
@@ -33,8 +55,11 @@ fn encode_own(op: &Op, out: &mut Vec<u8>) -> bool {
       };
       if *fence {
         w.array(10);
-        w.bulk(b"EVAL");
-        w.bulk(scripts::ACQUIRE_SOURCE.as_bytes());
+        w.script(
+          known.sent(Known::ACQUIRE),
+          &scripts::ACQUIRE,
+          &scripts::ACQUIRE_SOURCE,
+        );
         w.num(3);
         w.bulk(key);
         w.side(key, FENCE_SUFFIX);
@@ -107,13 +132,20 @@ fn encode_own(op: &Op, out: &mut Vec<u8>) -> bool {
       fence,
     } => {
       w.array(12);
-      w.bulk(b"EVAL");
-      let source: &str = if *fence {
-        &scripts::TRANSFER_SOURCE
+      if *fence {
+        w.script(
+          known.sent(Known::TRANSFER),
+          &scripts::TRANSFER,
+          &scripts::TRANSFER_SOURCE,
+        );
       } else {
-        &scripts::TRANSFER_PLAIN_SOURCE
-      };
-      w.bulk(source.as_bytes());
+        let sent = known.sent(Known::TRANSFER_PLAIN);
+        w.script(
+          sent,
+          &scripts::TRANSFER_PLAIN,
+          &scripts::TRANSFER_PLAIN_SOURCE,
+        );
+      }
       w.num(3);
       w.bulk(key);
       w.side(key, FENCE_SUFFIX);
@@ -155,6 +187,17 @@ impl Resp<'_> {
     self.header(b'$', bytes.len());
     self.0.extend_from_slice(bytes);
     self.0.extend_from_slice(b"\r\n");
+  }
+
+  /// `EVALSHA` and the hash once the server has the script (`known`), else `EVAL` and it.
+  fn script(&mut self, known: bool, script: &redis::Script, source: &str) {
+    if known {
+      self.bulk(b"EVALSHA");
+      self.bulk(script.get_hash().as_bytes());
+    } else {
+      self.bulk(b"EVAL");
+      self.bulk(source.as_bytes());
+    }
   }
 
   fn num(&mut self, n: u64) {
@@ -216,7 +259,11 @@ mod tests {
       }
       for op in &ops {
         let mut own = Vec::new();
-        assert!(encode_own(op, &mut own), "{op:?} is not written here");
+        let mut known = Known::default();
+        assert!(
+          encode_own(op, &mut own, &mut known),
+          "{op:?} is not written here"
+        );
         let mut pipe = redis::pipe();
         op.write(&mut pipe);
         assert_eq!(
@@ -224,7 +271,31 @@ mod tests {
           String::from_utf8_lossy(&pipe.get_packed_pipeline()),
           "{op:?}"
         );
+        // Once the source went, the same command by EVALSHA and the script's hash.
+        let mut again = Vec::new();
+        encode_own(op, &mut again, &mut known);
+        if let Some((script, ..)) = op.script().filter(|_| op.takes_key()) {
+          let source = String::from_utf8_lossy(&own).into_owned();
+          let src = script_source(op);
+          let by_hash = source.replacen(
+            &format!("$4\r\nEVAL\r\n${}\r\n{src}\r\n", src.len()),
+            &format!("$7\r\nEVALSHA\r\n$40\r\n{}\r\n", script.get_hash()),
+            1,
+          );
+          assert_ne!(by_hash, source, "{op:?}");
+          assert_eq!(String::from_utf8_lossy(&again), by_hash, "{op:?}");
+        } else {
+          assert_eq!(again, own, "{op:?}");
+        }
       }
+    }
+  }
+
+  fn script_source(op: &Op) -> &'static str {
+    match op {
+      Op::Acquire { .. } => &scripts::ACQUIRE_SOURCE,
+      Op::Transfer { fence: true, .. } => &scripts::TRANSFER_SOURCE,
+      _ => &scripts::TRANSFER_PLAIN_SOURCE,
     }
   }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+use super::encode::Known;
 use super::resp::{self, frame_len};
 use crate::config::RedisNode;
 use crate::core::js_io::{Io, SocketId, Stream, Target, TlsOptions};
@@ -45,6 +46,8 @@ struct State {
   held: Vec<u8>,
   /// When this socket last read anything; None until it first does.
   last_read: Option<Instant>,
+  /// The scripts whose source this socket has carried (`encode::Known`).
+  known: Known,
 }
 
 /// A request waiting for its replies: `want` in all, the first `skip` of them dropped.
@@ -135,6 +138,7 @@ impl JsConn {
         st.unread.clear();
         st.held.clear();
         st.last_read = None;
+        st.known = Known::default();
         st.hello_left = s.hello.1;
         if s.hello.1 > 0 {
           s.io.write(sid, &s.hello.0);
@@ -164,14 +168,33 @@ impl JsConn {
     rx
   }
 
-  /// Sends `count` commands already written as RESP (`encode.rs`); resolves their replies,
-  /// error replies among them as values.
+  /// Sends `count` commands already written as RESP (`encode.rs`) against `known()`, which
+  /// they leave at `known`; resolves their replies, error replies among them as values.
   pub fn request(
     &self,
     bytes: &[u8],
     count: usize,
+    known: Known,
   ) -> impl std::future::Future<Output = RedisResult<Vec<Value>>> + Send + use<> {
-    answer(self.send(bytes, count, 0))
+    let rx = self.send(bytes, count, 0);
+    self.0.state.lock().known = known;
+    answer(rx)
+  }
+
+  /// The scripts the current socket has carried; none before it is open (the bytes written
+  /// next open it).
+  pub fn known(&self) -> Known {
+    let st = self.0.state.lock();
+    if st.sid.is_some() {
+      st.known
+    } else {
+      Known::default()
+    }
+  }
+
+  /// The server said `NOSCRIPT` (a `SCRIPT FLUSH`): sources go with the scripts again.
+  pub fn forget_known(&self) {
+    self.0.state.lock().known = Known::default();
   }
 }
 

@@ -262,7 +262,18 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
     Ok(Ok(values)) if values.len() == batch.len() => {
       w.health.ok();
       for (mut job, value) in batch.into_iter().zip(values) {
-        if is_noscript(&value) {
+        if is_noscript(&value) && job.op.takes_key() {
+          // Sent by EVALSHA on a socket that had carried its source: the server's scripts
+          // were flushed. Loaded and sent again, it could run after the attempt's
+          // take-back: the attempt fails instead, and the next one carries the source.
+          if let Conn::Js(c) = &w.conn {
+            c.forget_known();
+          }
+          job.answer(Reply::Failed(
+            CauseKind::Server,
+            "NOSCRIPT: the server's scripts were flushed".into(),
+          ));
+        } else if is_noscript(&value) {
           w.spawner.detach(run_script(job, w.clone()));
         } else {
           let reply = judge(&job.op, &value);
@@ -297,10 +308,11 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
 async fn query(batch: &[Job], conn: &mut Conn) -> redis::RedisResult<Vec<Value>> {
   if let Conn::Js(c) = conn {
     let mut bytes = Vec::with_capacity(256 * batch.len());
+    let mut known = c.known();
     for job in batch {
-      encode::encode(&job.op, &mut bytes);
+      encode::encode(&job.op, &mut bytes, &mut known);
     }
-    return c.request(&bytes, batch.len()).await;
+    return c.request(&bytes, batch.len(), known).await;
   }
   let mut pipe = redis::pipe();
   pipe.ignore_errors();

@@ -81,6 +81,12 @@ pub enum Reply {
 pub type Scripted = (&'static redis::Script, Vec<Vec<u8>>, Vec<String>);
 
 impl Op {
+  /// Whether it takes a key (acquire, handoff): one the JS-thread connection may send by
+  /// `EVALSHA` (`encode::Known`), and that is never loaded and sent again after a `NOSCRIPT`.
+  pub fn takes_key(&self) -> bool {
+    matches!(self, Op::Acquire { .. } | Op::Transfer { .. })
+  }
+
   /// Appends the command to `pipe` (scripts by EVALSHA; see `run_script` for NOSCRIPT).
   pub fn write(&self, pipe: &mut Pipeline) {
     if let Some((key, token, ttl_ms)) = self.plain_acquire() {
