@@ -75,6 +75,8 @@ pub(super) struct Tally {
   pub refused: Vec<usize>,
   /// The largest fence among the yes votes.
   pub fence: Option<u64>,
+  /// The fence each yes vote drew, by node index.
+  pub drawn: Vec<(usize, u64)>,
 }
 
 impl Tally {
@@ -158,6 +160,7 @@ impl<E: Endpoint> Redlock<E> {
         Reply::Fenced(f) => {
           t.yes += 1;
           t.fence = t.fence.max(Some(f));
+          t.drawn.push((i, f));
         }
         Reply::No => t.refused.push(i),
         Reply::Failed(kind, message) => t.causes.push(Cause {
@@ -249,11 +252,16 @@ impl<E: Endpoint> Redlock<E> {
   /// quorum may share only one node with this one, and must still draw above it. Sent
   /// without waiting, long before this lock can expire. Best effort: a node that misses
   /// it and restarts without persistence falls back on its clock (`scripts::ACQUIRE`).
-  pub(super) fn raise_fence(&self, keys: &Resources, fence: Option<u64>) {
+  /// A node whose vote for one key drew that very fence has its counter there already
+  /// (`drawn`): once the nodes' counters agree, only those not heard yet are told.
+  pub(super) fn raise_fence(&self, keys: &Resources, fence: Option<u64>, drawn: &[(usize, u64)]) {
     let Some(fence) = fence.filter(|_| self.nodes.len() > 1) else {
       return;
     };
-    for node in &self.nodes {
+    for (i, node) in self.nodes.iter().enumerate() {
+      if keys.single().is_some() && drawn.contains(&(i, fence)) {
+        continue;
+      }
       for key in keys.keys() {
         drop(node.call(Op::RaiseFence {
           key: key.clone(),
@@ -304,7 +312,7 @@ impl<E: Endpoint> Redlock<E> {
     if tally.yes >= self.quorum {
       if let Some(mut v) = self.validity(start, ttl, &tally) {
         if self.fencing {
-          self.raise_fence(&keys, v.fence);
+          self.raise_fence(&keys, v.fence, &tally.drawn);
         } else {
           v.fence = None;
         }
