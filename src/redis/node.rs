@@ -262,7 +262,11 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
     Ok(Ok(values)) if values.len() == batch.len() => {
       w.health.ok();
       for (mut job, value) in batch.into_iter().zip(values) {
-        if is_noscript(&value) && job.op.takes_key() {
+        if is_noscript(&value) {
+          if !job.op.takes_key() {
+            w.spawner.detach(run_script(job, w.clone()));
+            continue;
+          }
           // Sent by EVALSHA on a socket that had carried its source: the server's scripts
           // were flushed. Loaded and sent again, it could run after the attempt's
           // take-back: the attempt fails instead, and the next one carries the source.
@@ -273,8 +277,6 @@ async fn send_batch(batch: Vec<Job>, mut w: Writer) {
             CauseKind::Server,
             "NOSCRIPT: the server's scripts were flushed".into(),
           ));
-        } else if is_noscript(&value) {
-          w.spawner.detach(run_script(job, w.clone()));
         } else {
           let reply = judge(&job.op, &value);
           if matches!(reply, Reply::Failed(..)) {

@@ -73,13 +73,16 @@ pub(super) struct Tally {
   pub answered: Vec<usize>,
   /// The nodes that answered no, by index.
   pub refused: Vec<usize>,
-  /// The largest fence among the yes votes.
-  pub fence: Option<u64>,
   /// The fence each yes vote drew, by node index.
   pub drawn: Vec<(usize, u64)>,
 }
 
 impl Tally {
+  /// The largest fence among the yes votes.
+  pub fn fence(&self) -> Option<u64> {
+    self.drawn.iter().map(|&(_, f)| f).max()
+  }
+
   /// How many nodes answered no.
   pub fn no(&self) -> usize {
     self.refused.len()
@@ -126,7 +129,7 @@ impl<E: Endpoint> Redlock<E> {
     (replied < valid_until).then(|| Validity {
       valid_until,
       expires_at: replied + ttl + Duration::from_millis(2) + late,
-      fence: t.fence,
+      fence: t.fence(),
     })
   }
 
@@ -159,7 +162,6 @@ impl<E: Endpoint> Redlock<E> {
         Reply::Yes => t.yes += 1,
         Reply::Fenced(f) => {
           t.yes += 1;
-          t.fence = t.fence.max(Some(f));
           t.drawn.push((i, f));
         }
         Reply::No => t.refused.push(i),
@@ -253,13 +255,13 @@ impl<E: Endpoint> Redlock<E> {
   /// without waiting, long before this lock can expire. Best effort: a node that misses
   /// it and restarts without persistence falls back on its clock (`scripts::ACQUIRE`).
   /// A node whose vote for one key drew that very fence has its counter there already
-  /// (`drawn`): once the nodes' counters agree, only those not heard yet are told.
-  pub(super) fn raise_fence(&self, keys: &Resources, fence: Option<u64>, drawn: &[(usize, u64)]) {
-    let Some(fence) = fence.filter(|_| self.nodes.len() > 1) else {
+  /// (`Tally::drawn`): once the nodes' counters agree, only those not heard yet are told.
+  pub(super) fn raise_fence(&self, keys: &Resources, t: &Tally) {
+    let Some(fence) = t.fence().filter(|_| self.nodes.len() > 1) else {
       return;
     };
     for (i, node) in self.nodes.iter().enumerate() {
-      if keys.single().is_some() && drawn.contains(&(i, fence)) {
+      if keys.single().is_some() && t.drawn.contains(&(i, fence)) {
         continue;
       }
       for key in keys.keys() {
@@ -312,7 +314,7 @@ impl<E: Endpoint> Redlock<E> {
     if tally.yes >= self.quorum {
       if let Some(mut v) = self.validity(start, ttl, &tally) {
         if self.fencing {
-          self.raise_fence(&keys, v.fence, &tally.drawn);
+          self.raise_fence(&keys, &tally);
         } else {
           v.fence = None;
         }

@@ -102,7 +102,7 @@ impl<E: Endpoint> Store for Redlock<E> {
     let keys = Resources::one(key.clone());
     if tally.yes >= self.quorum {
       if let Some(v) = self.validity(start, ttl, &tally) {
-        self.raise_fence(&keys, v.fence, &tally.drawn);
+        self.raise_fence(&keys, &tally);
         if tally.yes < self.nodes.len() {
           // A node that did not pass it on (it refused for fairness, or was not reached)
           // may still hold the old token, which nobody will release now: delete it there
